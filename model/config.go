@@ -1,0 +1,192 @@
+// The one configuration struct: model sizes, training recipe and search
+// settings, with the named presets "tiny" and "default" and validation.
+
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Config holds every setting of a model, its training and its search. It is
+// written beside every checkpoint and into every weights file.
+type Config struct {
+	Name string `json:"name"`
+
+	// Task shape (fixed by the suite; stored so weights files are self-describing).
+	L int `json:"L"` // sequence length
+	V int `json:"V"` // number of values
+
+	// Inductor.
+	T      int `json:"T"`      // program slots
+	K      int `json:"K"`      // codebook symbols; symbol 0 is SKIP
+	D      int `json:"d"`      // transformer width
+	Layers int `json:"layers"` // transformer blocks
+	Heads  int `json:"heads"`  // attention heads
+	// Interpreter.
+	DS int `json:"ds"` // state embedding width per position
+	DV int `json:"dv"` // instruction embedding width
+	H  int `json:"H"`  // executor MLP width
+
+	Train  TrainConfig  `json:"train"`
+	Search SearchConfig `json:"search"`
+}
+
+// TrainConfig is the training recipe of SPEC §3.
+type TrainConfig struct {
+	Batch      int     `json:"batch"` // specifications per step (B)
+	Pairs      int     `json:"pairs"` // pairs per specification (m)
+	LR         float64 `json:"lr"`    // AdamW learning rate
+	WeightDec  float64 `json:"weight_decay"`
+	Clip       float64 `json:"clip"`        // global gradient-norm clip
+	Lambda     float64 `json:"lambda"`      // reuse regulariser weight
+	TauE0      float64 `json:"tau_e0"`      // inductor temperature at the start
+	TauE1      float64 `json:"tau_e1"`      // … and at the end
+	TauD0      float64 `json:"tau_d0"`      // interpreter temperature at the start
+	TauD1      float64 `json:"tau_d1"`      // … and at the end
+	StateNoise bool    `json:"state_noise"` // Gumbel noise on the interpreter state
+	LogEvery   int     `json:"log_every"`   // metrics line every N steps
+	SaveEvery  int     `json:"save_every"`  // checkpoint every N steps
+}
+
+// SearchConfig is the test-time search of SPEC §4.
+type SearchConfig struct {
+	Starts     int     `json:"starts"`      // S parallel starts per task
+	Steps      int     `json:"steps"`       // N gradient steps
+	LR         float64 `json:"lr"`          // Adam learning rate on the embeddings
+	Sigma      float64 `json:"sigma"`       // start noise around the pooled embedding
+	TauE0      float64 `json:"tau_e0"`      // inductor temperature, start
+	TauE1      float64 `json:"tau_e1"`      // … end
+	TauD0      float64 `json:"tau_d0"`      // interpreter temperature, start
+	TauD1      float64 `json:"tau_d1"`      // … end
+	CheckEvery int     `json:"check_every"` // hard-program check (selection, early exit) every N steps
+}
+
+// Default returns the SPEC sizes and recipe.
+func Default() Config {
+	return Config{
+		Name: "default", L: SeqLen, V: NumValues,
+		T: 12, K: 64, D: 128, Layers: 2, Heads: 4, DS: 32, DV: 64, H: 512,
+		Train: TrainConfig{
+			Batch: 128, Pairs: 4, LR: 3e-4, Clip: 1.0, Lambda: 0.01,
+			TauE0: 8, TauE1: 0.5, TauD0: 2, TauD1: 0.5, StateNoise: true,
+			LogEvery: 50, SaveEvery: 500,
+		},
+		Search: SearchConfig{
+			Starts: 64, Steps: 200, LR: 0.1, Sigma: 0.5,
+			TauE0: 2, TauE1: 0.3, TauD0: 1, TauD1: 0.3, CheckEvery: 10,
+		},
+	}
+}
+
+// Tiny returns a small model for tests and CPU runs: the same recipe with
+// narrow networks and a small batch.
+func Tiny() Config {
+	c := Default()
+	c.Name = "tiny"
+	c.K, c.D, c.Layers, c.Heads, c.DS, c.DV, c.H = 16, 32, 1, 2, 8, 16, 128
+	c.Train.Batch = 32
+	c.Train.LogEvery = 10
+	c.Train.SaveEvery = 50
+	c.Search.Starts = 16
+	c.Search.Steps = 100
+	return c
+}
+
+// Preset returns the named configuration ("tiny" or "default").
+func Preset(name string) (Config, error) {
+	switch name {
+	case "tiny":
+		return Tiny(), nil
+	case "default":
+		return Default(), nil
+	}
+	return Config{}, fmt.Errorf("unknown config %q (want tiny or default)", name)
+}
+
+// Validate reports the first setting that is out of range, naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	pos := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("config: %s = %d, must be positive", name, v))
+		}
+	}
+	posf := func(name string, v float64) {
+		if !(v > 0) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("config: %s = %g, must be positive and finite", name, v))
+		}
+	}
+	if c.L != SeqLen || c.V != NumValues {
+		errs = append(errs, fmt.Errorf("config: L = %d, V = %d, the task suite needs L = %d, V = %d", c.L, c.V, SeqLen, NumValues))
+	}
+	pos("T", c.T)
+	pos("d", c.D)
+	pos("layers", c.Layers)
+	pos("heads", c.Heads)
+	pos("ds", c.DS)
+	pos("dv", c.DV)
+	pos("H", c.H)
+	if c.K < 2 {
+		errs = append(errs, fmt.Errorf("config: K = %d, need at least 2 symbols (SKIP and one more)", c.K))
+	}
+	if c.Heads > 0 && c.D%c.Heads != 0 {
+		errs = append(errs, fmt.Errorf("config: d = %d is not divisible by heads = %d", c.D, c.Heads))
+	}
+	t := c.Train
+	pos("train.batch", t.Batch)
+	if t.Pairs < 2 {
+		errs = append(errs, fmt.Errorf("config: train.pairs = %d, leave-one-out needs at least 2", t.Pairs))
+	}
+	posf("train.lr", t.LR)
+	posf("train.clip", t.Clip)
+	posf("train.tau_e0", t.TauE0)
+	posf("train.tau_e1", t.TauE1)
+	posf("train.tau_d0", t.TauD0)
+	posf("train.tau_d1", t.TauD1)
+	if t.Lambda < 0 || math.IsNaN(t.Lambda) || math.IsInf(t.Lambda, 0) {
+		errs = append(errs, fmt.Errorf("config: train.lambda = %g, must be ≥ 0 and finite", t.Lambda))
+	}
+	if t.WeightDec < 0 || math.IsNaN(t.WeightDec) {
+		errs = append(errs, fmt.Errorf("config: train.weight_decay = %g, must be ≥ 0", t.WeightDec))
+	}
+	pos("train.log_every", t.LogEvery)
+	pos("train.save_every", t.SaveEvery)
+	s := c.Search
+	pos("search.starts", s.Starts)
+	pos("search.steps", s.Steps)
+	posf("search.lr", s.LR)
+	if s.Sigma < 0 || math.IsNaN(s.Sigma) || math.IsInf(s.Sigma, 0) {
+		errs = append(errs, fmt.Errorf("config: search.sigma = %g, must be ≥ 0 and finite", s.Sigma))
+	}
+	posf("search.tau_e0", s.TauE0)
+	posf("search.tau_e1", s.TauE1)
+	posf("search.tau_d0", s.TauD0)
+	posf("search.tau_d1", s.TauD1)
+	pos("search.check_every", s.CheckEvery)
+	// Sizes that would overflow memory estimates are rejected too.
+	if c.T > 256 || c.K > 4096 || c.D > 4096 || c.H > 16384 || c.Layers > 64 || c.DS > 1024 || c.DV > 4096 {
+		errs = append(errs, errors.New("config: a model dimension is implausibly large (T ≤ 256, K ≤ 4096, d ≤ 4096, H ≤ 16384, layers ≤ 64)"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseConfig decodes a JSON config strictly (unknown fields are errors) and validates it.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Anneal is the geometric schedule a·(b/a)^f for f ∈ [0,1].
+func Anneal(a, b, f float64) float64 { return a * math.Pow(b/a, f) }

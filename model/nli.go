@@ -1,0 +1,222 @@
+// The NLI model of SPEC §2: the Transformer inductor that writes a program
+// of T symbols, and the recurrent neural interpreter that executes it.
+
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Skip is the symbol id of SKIP (a no-op step).
+const Skip = 0
+
+// Model holds a configuration and its parameters on a backend. Parameter
+// names follow the PyTorch reference's state_dict, except that the
+// executor's first layer is split into exe.0.weight_s (state columns) and
+// exe.0.weight_v (instruction columns) so no concatenation is needed.
+type Model struct {
+	Cfg Config
+	B   Backend
+	P   *Params
+
+	val, pos, chn, slot *Tensor
+	blocks              []block
+	lnfW, lnfB          *Tensor
+	h0W, h0B, h2W, h2B  *Tensor
+	eio, pp, ev         *Tensor
+	w1s, w1v, b1        *Tensor
+	w2, b2, w3, b3      *Tensor
+}
+
+type block struct {
+	ln1W, ln1B, inW, inB, outW, outB, ln2W, ln2B, fcW, fcB, prW, prB *Tensor
+}
+
+// ParamSpecs lists every parameter of cfg in arena (and file) order.
+func ParamSpecs(cfg Config) []ParamSpec {
+	d, L, V, T, K := cfg.D, cfg.L, cfg.V, cfg.T, cfg.K
+	s := []ParamSpec{
+		{"val.weight", []int{V, d}},
+		{"pos.weight", []int{L, d}},
+		{"chan.weight", []int{3, d}},
+		{"slot", []int{T, d}},
+	}
+	for i := 0; i < cfg.Layers; i++ {
+		p := fmt.Sprintf("blocks.%d.", i)
+		s = append(s,
+			ParamSpec{p + "ln1.weight", []int{d}},
+			ParamSpec{p + "ln1.bias", []int{d}},
+			ParamSpec{p + "att.in_proj_weight", []int{3 * d, d}},
+			ParamSpec{p + "att.in_proj_bias", []int{3 * d}},
+			ParamSpec{p + "att.out_proj.weight", []int{d, d}},
+			ParamSpec{p + "att.out_proj.bias", []int{d}},
+			ParamSpec{p + "ln2.weight", []int{d}},
+			ParamSpec{p + "ln2.bias", []int{d}},
+			ParamSpec{p + "mlp.0.weight", []int{4 * d, d}},
+			ParamSpec{p + "mlp.0.bias", []int{4 * d}},
+			ParamSpec{p + "mlp.2.weight", []int{d, 4 * d}},
+			ParamSpec{p + "mlp.2.bias", []int{d}},
+		)
+	}
+	s = append(s,
+		ParamSpec{"lnf.weight", []int{d}},
+		ParamSpec{"lnf.bias", []int{d}},
+		ParamSpec{"head.0.weight", []int{d, d}},
+		ParamSpec{"head.0.bias", []int{d}},
+		ParamSpec{"head.2.weight", []int{K, d}},
+		ParamSpec{"head.2.bias", []int{K}},
+		ParamSpec{"Eio", []int{V, cfg.DS}},
+		ParamSpec{"P", []int{L, cfg.DS}},
+		ParamSpec{"Ev", []int{K, cfg.DV}},
+		ParamSpec{"exe.0.weight_s", []int{cfg.H, L * cfg.DS}},
+		ParamSpec{"exe.0.weight_v", []int{cfg.H, cfg.DV}},
+		ParamSpec{"exe.0.bias", []int{cfg.H}},
+		ParamSpec{"exe.2.weight", []int{cfg.H, cfg.H}},
+		ParamSpec{"exe.2.bias", []int{cfg.H}},
+		ParamSpec{"exe.4.weight", []int{L * V, cfg.H}},
+		ParamSpec{"exe.4.bias", []int{L * V}},
+	)
+	return s
+}
+
+// NewModel allocates a model for cfg on b with zero parameters. Call Init
+// for a fresh model or load weights into m.P.
+func NewModel(b Backend, cfg Config) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Cfg: cfg, B: b, P: NewParams(b, ParamSpecs(cfg))}
+	g := m.P.Get
+	m.val, m.pos, m.chn, m.slot = g("val.weight"), g("pos.weight"), g("chan.weight"), g("slot")
+	for i := 0; i < cfg.Layers; i++ {
+		p := fmt.Sprintf("blocks.%d.", i)
+		m.blocks = append(m.blocks, block{
+			g(p + "ln1.weight"), g(p + "ln1.bias"), g(p + "att.in_proj_weight"), g(p + "att.in_proj_bias"),
+			g(p + "att.out_proj.weight"), g(p + "att.out_proj.bias"), g(p + "ln2.weight"), g(p + "ln2.bias"),
+			g(p + "mlp.0.weight"), g(p + "mlp.0.bias"), g(p + "mlp.2.weight"), g(p + "mlp.2.bias"),
+		})
+	}
+	m.lnfW, m.lnfB = g("lnf.weight"), g("lnf.bias")
+	m.h0W, m.h0B, m.h2W, m.h2B = g("head.0.weight"), g("head.0.bias"), g("head.2.weight"), g("head.2.bias")
+	m.eio, m.pp, m.ev = g("Eio"), g("P"), g("Ev")
+	m.w1s, m.w1v, m.b1 = g("exe.0.weight_s"), g("exe.0.weight_v"), g("exe.0.bias")
+	m.w2, m.b2, m.w3, m.b3 = g("exe.2.weight"), g("exe.2.bias"), g("exe.4.weight"), g("exe.4.bias")
+	return m, nil
+}
+
+// Init draws fresh parameters from the PyTorch reference's initialisers:
+// embeddings N(0,1); slot N(0,0.02²); Eio, P, Ev N(0,0.5²); Linear weights
+// and biases U(±1/√fan_in); attention in-projection Xavier-uniform with
+// zero bias; out-projection bias zero; LayerNorm weight 1, bias 0.
+func (m *Model) Init(seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x4e4c49))
+	cfg := m.Cfg
+	for _, p := range m.P.List {
+		sh := p.T.Shape()
+		data := make([]float32, p.T.Len())
+		name := p.Name
+		normal := func(std float64) {
+			for i := range data {
+				data[i] = float32(rng.NormFloat64() * std)
+			}
+		}
+		uniform := func(bound float64) {
+			for i := range data {
+				data[i] = float32((2*rng.Float64() - 1) * bound)
+			}
+		}
+		fill := func(v float32) {
+			for i := range data {
+				data[i] = v
+			}
+		}
+		switch {
+		case name == "val.weight" || name == "pos.weight" || name == "chan.weight":
+			normal(1)
+		case name == "slot":
+			normal(0.02)
+		case name == "Eio" || name == "P" || name == "Ev":
+			normal(0.5)
+		case hasSuffix(name, "ln1.weight"), hasSuffix(name, "ln2.weight"), name == "lnf.weight":
+			fill(1)
+		case hasSuffix(name, "ln1.bias"), hasSuffix(name, "ln2.bias"), name == "lnf.bias",
+			hasSuffix(name, "in_proj_bias"), hasSuffix(name, "out_proj.bias"):
+			fill(0)
+		case hasSuffix(name, "in_proj_weight"):
+			uniform(math.Sqrt(6.0 / float64(sh[0]+sh[1])))
+		case name == "exe.0.weight_s" || name == "exe.0.weight_v" || name == "exe.0.bias":
+			uniform(1 / math.Sqrt(float64(cfg.L*cfg.DS+cfg.DV)))
+		case len(sh) == 2:
+			uniform(1 / math.Sqrt(float64(sh[1])))
+		case len(sh) == 1:
+			// A Linear bias: fan_in is the width of its weight's rows.
+			w := m.P.Get(name[:len(name)-len("bias")] + "weight")
+			uniform(1 / math.Sqrt(float64(w.Dim(1))))
+		default:
+			panic("model: no initialiser for " + name)
+		}
+		m.B.Upload(p.T, data)
+	}
+}
+
+func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
+
+// Encode runs the inductor's encoder on pairs x, y (N,L) int and returns
+// the slot encodings e (N,T,d) after the final LayerNorm.
+func (m *Model) Encode(tp *Tape, x, y *Tensor) *Tensor {
+	cfg := m.Cfg
+	h := tp.PairEmbed(x, y, m.val, m.pos, m.chn, m.slot) // (N, 2L+T, d)
+	for i := range m.blocks {
+		b := &m.blocks[i]
+		a := tp.LayerNorm(h, b.ln1W, b.ln1B)
+		qkv := tp.Linear(a, b.inW, b.inB) // (N, S, 3d)
+		att := tp.Attention(qkv, cfg.Heads)
+		h = tp.Add(h, tp.Linear(att, b.outW, b.outB))
+		a = tp.LayerNorm(h, b.ln2W, b.ln2B)
+		f := tp.GELU(tp.Linear(a, b.fcW, b.fcB))
+		h = tp.Add(h, tp.Linear(f, b.prW, b.prB))
+	}
+	s := tp.SliceRows(h, 2*cfg.L, cfg.T) // (N, T, d)
+	return tp.LayerNorm(s, m.lnfW, m.lnfB)
+}
+
+// Head maps slot embeddings e (…,T,d) to symbol logits (…,T,K).
+func (m *Model) Head(tp *Tape, e *Tensor) *Tensor {
+	return tp.Linear(tp.GELU(tp.Linear(e, m.h0W, m.h0B)), m.h2W, m.h2B)
+}
+
+// Execute runs the interpreter on inputs x (N,L) int with the relaxed
+// program z (N,T,K) and returns the final state distribution pi (N,L,V).
+// With hard set, each step's state is the argmax one-hot (decode mode;
+// z should then be one-hot too). Otherwise each step samples
+// softmax((n+h)/tauD) with h = noise[t] (noise (T,N,L,V), or nil for none).
+func (m *Model) Execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool) *Tensor {
+	cfg := m.Cfg
+	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
+	zT := tp.Transpose01(z)            // (T, N, K)
+	instr := tp.MatMul(zT, m.ev)       // (T, N, dv)
+	vp := tp.Linear(instr, m.w1v, nil) // (T, N, H): the instruction's share of layer 1
+	pi := tp.OneHot(x, V)              // (N, L, V)
+	for t := 0; t < T; t++ {
+		st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
+		st = tp.View(st, 0, N, L*cfg.DS)
+		h1 := tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
+		h2 := tp.GELU(tp.Linear(tp.GELU(h1), m.w2, m.b2))
+		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
+		n = tp.View(n, 0, N, L, V)
+		var hat *Tensor
+		if hard {
+			hat = tp.ArgmaxOneHot(n)
+		} else {
+			var h *Tensor
+			if noise != nil {
+				h = tp.Sub(noise, t)
+			}
+			hat = tp.Softmax(n, h, tauD)
+		}
+		pi = tp.SkipMix(pi, hat, tp.Sub(zT, t), Skip)
+	}
+	return pi
+}

@@ -1,0 +1,236 @@
+// Training (SPEC §3): leave-one-out NLL plus the reuse regulariser, with
+// geometric temperature annealing and AdamW with global-norm clipping; and
+// the training-state checkpoint that makes resumption exact.
+
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// StepStats are the numbers of one training step.
+type StepStats struct {
+	Step     int     `json:"step"` // 1-based index of the finished step
+	Loss     float64 `json:"loss"`
+	NLL      float64 `json:"nll"`
+	Reg      float64 `json:"reg"`
+	TauE     float64 `json:"tau_e"`
+	TauD     float64 `json:"tau_d"`
+	GradNorm float64 `json:"grad_norm"`
+	LR       float64 `json:"lr"`
+}
+
+// Trainer owns one training run: the model, the data stream and the
+// optimiser state. It is not safe for concurrent use.
+type Trainer struct {
+	M     *Model
+	Split Split
+	Steps int    // total steps of the schedule
+	Step  int    // steps done
+	Seed  uint64 // run seed: data stream and noise derive from it
+
+	pcg   *rand.PCG
+	rng   *rand.Rand
+	progs []Program
+	tp    *Tape
+	hx    []int32
+	hy    []int32
+	x, y  *Tensor // (B·m, L) int inputs, persistent
+	nz    *Tensor // (B·m, T, K) inductor noise
+	ns    *Tensor // (T, B·m, L, V) interpreter noise
+}
+
+// NewTrainer prepares a fresh run of steps steps on split for model m.
+func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error) {
+	if steps <= 0 {
+		return nil, fmt.Errorf("train: steps = %d, must be positive", steps)
+	}
+	cfg := m.Cfg
+	progs := Programs(split, PartTrain)
+	if len(progs) == 0 {
+		return nil, fmt.Errorf("train: split %q has no training programs", split)
+	}
+	N := cfg.Train.Batch * cfg.Train.Pairs
+	b := m.B
+	tr := &Trainer{
+		M: m, Split: split, Steps: steps, Seed: seed,
+		pcg: rand.NewPCG(seed, 0x7472616e), progs: progs, tp: NewTape(b),
+		hx: make([]int32, N*cfg.L), hy: make([]int32, N*cfg.L),
+		x:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
+		y:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
+		nz: NewView(b.Alloc(N*cfg.T*cfg.K), 0, N, cfg.T, cfg.K),
+		ns: NewView(b.Alloc(cfg.T*N*cfg.L*cfg.V), 0, cfg.T, N, cfg.L, cfg.V),
+	}
+	tr.rng = rand.New(tr.pcg)
+	return tr, nil
+}
+
+// noiseSeed derives the Gumbel seed of one step and stream.
+func noiseSeed(seed uint64, step int, stream uint64) uint64 {
+	z := seed ^ (uint64(step)+1)*0xD1B54A32D192ED03 ^ stream*0x8CB92BA72F3D8DD7
+	z = (z ^ (z >> 33)) * 0xFF51AFD7ED558CCD
+	return z ^ (z >> 33)
+}
+
+// Temperatures returns τ_e, τ_d at step (0-based) of the schedule.
+func (tr *Trainer) Temperatures(step int) (tauE, tauD float64) {
+	c := tr.M.Cfg.Train
+	f := float64(step) / float64(tr.Steps)
+	return Anneal(c.TauE0, c.TauE1, f), Anneal(c.TauD0, c.TauD1, f)
+}
+
+// Loss runs the forward pass of one batch already in tr.x, tr.y (and the
+// noise already drawn) on the tape and returns the loss, NLL and regulariser.
+func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
+	m, tp := tr.M, tr.tp
+	cfg := m.Cfg
+	e := m.Encode(tp, tr.x, tr.y)                 // (B·m, T, d)
+	eb := tp.PoolPairs(e, cfg.Train.Pairs, true)  // leave-one-out
+	logits := m.Head(tp, eb)                      // (B·m, T, K)
+	z := tp.Softmax(logits, tr.nz, float32(tauE)) // relaxed program
+	var ns *Tensor
+	if cfg.Train.StateNoise {
+		ns = tr.ns
+	}
+	pi := m.Execute(tp, tr.x, z, float32(tauD), ns, false)
+	N := tr.x.Dim(0)
+	nll = tp.NLL(pi, tr.y, 1/float32(N))
+	reg = tp.ReuseReg(tp.Softmax(logits, nil, float32(tauE)))
+	loss = tp.AddScaled(nll, reg, float32(cfg.Train.Lambda))
+	return loss, nll, reg
+}
+
+// TrainStep draws a batch, runs forward and backward, clips and updates.
+func (tr *Trainer) TrainStep() (StepStats, error) {
+	m, tp, b := tr.M, tr.tp, tr.M.B
+	cfg := m.Cfg
+	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, tr.hx, tr.hy, nil)
+	b.UploadInt(tr.x, tr.hx)
+	b.UploadInt(tr.y, tr.hy)
+	b.Gumbel(tr.nz, noiseSeed(tr.Seed, tr.Step, 0))
+	if cfg.Train.StateNoise {
+		b.Gumbel(tr.ns, noiseSeed(tr.Seed, tr.Step, 1))
+	}
+	tauE, tauD := tr.Temperatures(tr.Step)
+	tp.Reset()
+	m.P.ZeroGrad()
+	loss, nll, reg := tr.Loss(tauE, tauD)
+	tp.Backward(loss)
+	gn := m.P.GradNorm()
+	scale := 1.0
+	if c := cfg.Train.Clip; gn > c {
+		scale = c / (gn + 1e-6)
+	}
+	if math.IsNaN(gn) || math.IsInf(gn, 0) {
+		return StepStats{}, fmt.Errorf("train: step %d: gradient norm is %v", tr.Step+1, gn)
+	}
+	tr.Step++
+	m.P.Step(cfg.Train.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	st := StepStats{
+		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
+		TauE: tauE, TauD: tauD, GradNorm: gn, LR: cfg.Train.LR,
+	}
+	if err := b.Err(); err != nil {
+		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)
+	}
+	return st, nil
+}
+
+// trainState is the checkpoint's extra JSON: everything beyond tensors
+// that exact resumption needs.
+type trainState struct {
+	Split string `json:"split"`
+	Steps int    `json:"steps"`
+	Step  int    `json:"step"`
+	Seed  uint64 `json:"seed"`
+	RNG   []byte `json:"rng"` // the data stream's PCG state
+}
+
+// Checkpoint captures the full training state (parameters, AdamW moments,
+// step, data RNG) as a checkpoint file.
+func (tr *Trainer) Checkpoint(prov Provenance) (*WeightsFile, error) {
+	cfgJSON, err := json.Marshal(tr.M.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	rngState, err := tr.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	extra, err := json.Marshal(trainState{Split: string(tr.Split), Steps: tr.Steps, Step: tr.Step, Seed: tr.Seed, RNG: rngState})
+	if err != nil {
+		return nil, err
+	}
+	prov.Split, prov.Steps, prov.Seed = string(tr.Split), tr.Step, tr.Seed
+	return &WeightsFile{Kind: "checkpoint", Config: cfgJSON, Provenance: prov, Extra: extra, Tensors: tr.M.P.Export(true)}, nil
+}
+
+// Weights captures the model's parameters as a weights file.
+func (m *Model) Weights(prov Provenance) (*WeightsFile, error) {
+	cfgJSON, err := json.Marshal(m.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &WeightsFile{Kind: "weights", Config: cfgJSON, Provenance: prov, Tensors: m.P.Export(false)}, nil
+}
+
+// LoadModel builds a model on b from a weights or checkpoint file, checking
+// the config and every tensor's shape. name is used in messages.
+func LoadModel(b Backend, wf *WeightsFile, name string) (*Model, error) {
+	cfg, err := ParseConfig(wf.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	m, err := NewModel(b, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := m.P.Import(wf.Tensors, wf.Kind == "checkpoint", name); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ResumeTrainer rebuilds a trainer from a checkpoint so that the following
+// steps are bit-identical to an uninterrupted run on the same backend.
+func ResumeTrainer(b Backend, wf *WeightsFile, name string) (*Trainer, error) {
+	if wf.Kind != "checkpoint" {
+		return nil, fmt.Errorf("%s: is a %q file, resuming needs a checkpoint", name, wf.Kind)
+	}
+	var st trainState
+	if err := json.Unmarshal(wf.Extra, &st); err != nil {
+		return nil, fmt.Errorf("%s: training state: %w", name, err)
+	}
+	split, err := ParseSplit(st.Split)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if st.Step < 0 || st.Step > st.Steps {
+		return nil, fmt.Errorf("%s: step %d outside 0..%d", name, st.Step, st.Steps)
+	}
+	m, err := LoadModel(b, wf, name)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := NewTrainer(m, split, st.Steps, st.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := tr.pcg.UnmarshalBinary(st.RNG); err != nil {
+		return nil, fmt.Errorf("%s: data RNG state: %w", name, err)
+	}
+	tr.Step = st.Step
+	return tr, nil
+}
+
+// Throughput is a small helper for samples/s reporting.
+func Throughput(samples int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(samples) / d.Seconds()
+}

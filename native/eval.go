@@ -1,0 +1,205 @@
+// native eval: the Table-1 row of one weights file: ID and OOD accuracy of
+// the inductor alone, prior search and gradient search, with steps to
+// solution and wall time.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nli-go/nli/model"
+)
+
+// methodStats summarises one search method on one test set.
+type methodStats struct {
+	Accuracy   float64 `json:"accuracy"`
+	SpecSolved float64 `json:"spec_solved"` // tasks whose chosen program reproduces every spec pair
+	WallS      float64 `json:"wall_s"`
+	// Steps to solution (gradient search only): over the tasks solved.
+	MedianSteps float64 `json:"median_steps_to_solution,omitempty"`
+	MeanSteps   float64 `json:"mean_steps_to_solution,omitempty"`
+}
+
+// setReport is one test set's row: the three accuracies and the details.
+type setReport struct {
+	Inductor float64                `json:"inductor"`
+	Prior    float64                `json:"prior"`
+	Gradient float64                `json:"gradient"`
+	Tasks    int                    `json:"tasks"`
+	Detail   map[string]methodStats `json:"detail"`
+}
+
+func cmdEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval", stderr)
+	weights := fs.String("weights", "", "weights file (.nliw.sz) (required)")
+	split := fs.String("split", "", "task split (default: the split the weights were trained on)")
+	ntasks := fs.Int("tasks", 500, "tasks per test set")
+	starts := fs.Int("starts", 0, "search starts S (default: the config's)")
+	searchSteps := fs.Int("search-steps", 0, "gradient search steps N (default: the config's)")
+	parts := fs.String("parts", "id,ood", "test sets to run, comma-separated: id, ood")
+	seed := fs.Uint64("seed", 1234, "test-set seed (the sets are fixed by it)")
+	device := fs.String("device", "cpu", "compute device: cpu or cuda")
+	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ntasks <= 0 {
+		return fmt.Errorf("--tasks = %d, must be positive", *ntasks)
+	}
+	b, err := newBackend(*device, *workers)
+	if err != nil {
+		return err
+	}
+	m, wf, err := loadWeights(b, *weights)
+	if err != nil {
+		return err
+	}
+	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps)
+	if err != nil {
+		return err
+	}
+	spName := *split
+	if spName == "" {
+		spName = wf.Provenance.Split
+	}
+	sp, err := model.ParseSplit(spName)
+	if err != nil {
+		return fmt.Errorf("--split: %w", err)
+	}
+	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "device": b.Name()}
+	var rows []string
+	for _, p := range strings.Split(*parts, ",") {
+		part, err := model.ParsePart(strings.TrimSpace(p))
+		if err != nil || part == model.PartTrain {
+			return fmt.Errorf("--parts: %q is not id or ood", p)
+		}
+		tasks := model.GenTasks(sp, part, *ntasks, m.Cfg.Train.Pairs, *seed)
+		rep, err := evalSet(m, tasks, sc, *seed)
+		if err != nil {
+			return err
+		}
+		report[string(part)] = rep
+		g := rep.Detail["gradient"]
+		rows = append(rows, fmt.Sprintf("%-8s %-4s %6d %9.3f %7.3f %9.3f %12.3f %10.0f %9.1f",
+			sp, part, rep.Tasks, rep.Inductor, rep.Prior, rep.Gradient, g.SpecSolved, g.MedianSteps, g.WallS))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	fmt.Fprintf(stdout, "%-8s %-4s %6s %9s %7s %9s %12s %10s %9s\n", "split", "set", "tasks", "inductor", "prior", "gradient", "spec_solved", "med_steps", "search_s")
+	for _, r := range rows {
+		fmt.Fprintln(stdout, r)
+	}
+	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, device %s)\n", *weights, sc.Starts, sc.Steps, b.Name())
+	return nil
+}
+
+// evalSet runs the three methods on tasks, in chunks that fit the searcher.
+func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64) (setReport, error) {
+	tb, err := model.NewTaskBatch(tasks)
+	if err != nil {
+		return setReport{}, err
+	}
+	s := model.NewSearcher(m)
+	chunk := s.Chunk(sc.Starts, tb.M)
+	rep := setReport{Tasks: tb.N, Detail: map[string]methodStats{}}
+	type method struct {
+		name string
+		run  func(*model.TaskBatch, uint64) []model.Result
+	}
+	methods := []method{
+		{"inductor", func(c *model.TaskBatch, _ uint64) []model.Result { return s.Induce(c) }},
+		{"prior", func(c *model.TaskBatch, sd uint64) []model.Result { return s.Prior(c, sc.Starts, sd) }},
+		{"gradient", func(c *model.TaskBatch, sd uint64) []model.Result { return s.Gradient(c, sc, sd, nil) }},
+	}
+	for _, me := range methods {
+		t0 := time.Now()
+		var res []model.Result
+		for lo := 0; lo < tb.N; lo += chunk {
+			hi := min(tb.N, lo+chunk)
+			res = append(res, me.run(tb.Slice(lo, hi), seed+uint64(lo))...)
+			if err := m.B.Err(); err != nil {
+				return rep, err
+			}
+		}
+		st := summarize(res, tb.M)
+		st.WallS = time.Since(t0).Seconds()
+		rep.Detail[me.name] = st
+		switch me.name {
+		case "inductor":
+			rep.Inductor = st.Accuracy
+		case "prior":
+			rep.Prior = st.Accuracy
+		case "gradient":
+			rep.Gradient = st.Accuracy
+		}
+	}
+	return rep, nil
+}
+
+func summarize(res []model.Result, pairs int) methodStats {
+	var st methodStats
+	var steps []float64
+	for _, r := range res {
+		if r.Correct {
+			st.Accuracy++
+		}
+		if r.SpecPairs == pairs {
+			st.SpecSolved++
+		}
+		if r.SolvedAt > 0 {
+			steps = append(steps, float64(r.SolvedAt))
+		}
+	}
+	n := float64(len(res))
+	st.Accuracy /= n
+	st.SpecSolved /= n
+	if len(steps) > 0 {
+		sort.Float64s(steps)
+		st.MedianSteps = steps[len(steps)/2]
+		sum := 0.0
+		for _, v := range steps {
+			sum += v
+		}
+		st.MeanSteps = sum / float64(len(steps))
+	}
+	return st
+}
+
+// loadWeights reads a weights (or checkpoint) file and builds its model.
+func loadWeights(b model.Backend, path string) (*model.Model, *model.WeightsFile, error) {
+	if path == "" {
+		return nil, nil, fmt.Errorf("--weights is required")
+	}
+	wf, err := model.ReadWeightsFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := model.LoadModel(b, wf, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, wf, nil
+}
+
+// searchFlags applies --starts and --search-steps to the config's search settings.
+func searchFlags(sc model.SearchConfig, starts, steps int) (model.SearchConfig, error) {
+	if starts < 0 || steps < 0 {
+		return sc, fmt.Errorf("--starts and --search-steps must be positive")
+	}
+	if starts > 0 {
+		sc.Starts = starts
+	}
+	if steps > 0 {
+		sc.Steps = steps
+	}
+	return sc, nil
+}

@@ -1,0 +1,295 @@
+// native train: trains a model on one split, writing metrics (JSONL),
+// checkpoints (atomically, resumable bit for bit) and the final weights.
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/nli-go/nli/model"
+	"github.com/schollz/progressbar/v3"
+)
+
+// File names inside a run directory.
+const (
+	checkpointFile = "checkpoint" + model.WeightsFileExt
+	weightsFile    = "model" + model.WeightsFileExt
+	metricsFile    = "metrics.jsonl"
+	configFile     = "config.json"
+)
+
+func cmdTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", stderr)
+	split := fs.String("split", "", "task split: shift-l, shift-p or comp-i (required)")
+	cfgName := fs.String("config", "tiny", "config preset (tiny, default) or a JSON config file")
+	steps := fs.Int("steps", 0, "total training steps (required; the temperature schedule spans them)")
+	seed := fs.Uint64("seed", 0, "run seed (data stream and noise)")
+	out := fs.String("out", "", "run directory (required)")
+	resume := fs.Bool("resume", false, "continue the run in --out from its checkpoint")
+	device := fs.String("device", "cpu", "compute device: cpu or cuda")
+	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
+	batch := fs.Int("batch", 0, "override train.batch")
+	lr := fs.Float64("lr", 0, "override train.lr")
+	lambda := fs.Float64("lambda", -1, "override train.lambda")
+	logEvery := fs.Int("log-every", 0, "override train.log_every")
+	saveEvery := fs.Int("save-every", 0, "override train.save_every")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required")
+	}
+	if *steps <= 0 {
+		return fmt.Errorf("--steps = %d, must be positive", *steps)
+	}
+	sp, err := model.ParseSplit(*split)
+	if err != nil {
+		return fmt.Errorf("--split: %w", err)
+	}
+	b, err := newBackend(*device, *workers)
+	if err != nil {
+		return err
+	}
+	ckPath := filepath.Join(*out, checkpointFile)
+
+	var tr *model.Trainer
+	if *resume {
+		wf, err := model.ReadWeightsFile(ckPath)
+		if err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		if tr, err = model.ResumeTrainer(b, wf, ckPath); err != nil {
+			return err
+		}
+		if tr.Split != sp {
+			return fmt.Errorf("--resume: %s was trained on %s, not %s", ckPath, tr.Split, sp)
+		}
+		if tr.Steps != *steps {
+			return fmt.Errorf("--resume: %s is a run of %d steps, not %d (the schedule depends on it)", ckPath, tr.Steps, *steps)
+		}
+		if err := trimMetrics(filepath.Join(*out, metricsFile), tr.Step); err != nil {
+			return err
+		}
+	} else {
+		if _, err := os.Stat(ckPath); err == nil {
+			return fmt.Errorf("--out %s already holds a run; pass --resume to continue it or choose another directory", *out)
+		}
+		cfg, err := loadConfig(*cfgName)
+		if err != nil {
+			return err
+		}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "batch":
+				cfg.Train.Batch = *batch
+			case "lr":
+				cfg.Train.LR = *lr
+			case "lambda":
+				cfg.Train.Lambda = *lambda
+			case "log-every":
+				cfg.Train.LogEvery = *logEvery
+			case "save-every":
+				cfg.Train.SaveEvery = *saveEvery
+			}
+		})
+		m, err := model.NewModel(b, cfg)
+		if err != nil {
+			return fmt.Errorf("--config %s: %w", *cfgName, err)
+		}
+		m.Init(*seed)
+		if tr, err = model.NewTrainer(m, sp, *steps, *seed); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		cj, _ := json.MarshalIndent(cfg, "", "  ")
+		if err := writeFileAtomic(filepath.Join(*out, configFile), append(cj, '\n')); err != nil {
+			return err
+		}
+	}
+	cfg := tr.M.Cfg
+	mf, err := os.OpenFile(filepath.Join(*out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer mf.Close()
+
+	prov := model.Provenance{GitCommit: gitCommit(), Command: "native train " + strings.Join(args, " ")}
+	save := func() error {
+		ck, err := tr.Checkpoint(prov)
+		if err != nil {
+			return err
+		}
+		ck.Provenance.Created = time.Now().UTC().Format(time.RFC3339)
+		return model.WriteWeightsFile(ckPath, ck, model.DTypeF32)
+	}
+
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	defer signal.Stop(interrupt)
+
+	var bar *progressbar.ProgressBar
+	if !*quiet {
+		bar = progressbar.NewOptions(tr.Steps, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("train %s %s", sp, cfg.Name)),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("steps"),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionShowCount(),
+			progressbar.OptionClearOnFinish())
+		_ = bar.Set(tr.Step)
+	}
+	samples := cfg.Train.Batch * cfg.Train.Pairs
+	t0, lastT, lastStep := time.Now(), time.Now(), tr.Step
+	for tr.Step < tr.Steps {
+		select {
+		case <-interrupt:
+			if err := save(); err != nil {
+				return fmt.Errorf("interrupted; saving the checkpoint failed: %w", err)
+			}
+			fmt.Fprintf(stderr, "\ninterrupted at step %d; checkpoint saved, continue with --resume\n", tr.Step)
+			return nil
+		default:
+		}
+		st, err := tr.TrainStep()
+		if err != nil {
+			return err
+		}
+		if bar != nil {
+			_ = bar.Add(1)
+		}
+		if st.Step%cfg.Train.LogEvery == 0 || st.Step == tr.Steps || st.Step == 1 {
+			now := time.Now()
+			rec := map[string]any{
+				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
+				"tau_e": st.TauE, "tau_d": st.TauD, "grad_norm": st.GradNorm, "lr": st.LR,
+				"samples_per_s": model.Throughput(samples*(st.Step-lastStep), now.Sub(lastT)),
+				"time_s":        now.Sub(t0).Seconds(),
+			}
+			line, _ := json.Marshal(rec)
+			if _, err := mf.Write(append(line, '\n')); err != nil {
+				return fmt.Errorf("write %s: %w", metricsFile, err)
+			}
+			lastT, lastStep = now, st.Step
+		}
+		if st.Step%cfg.Train.SaveEvery == 0 || st.Step == tr.Steps {
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	wf, err := tr.M.Weights(model.Provenance{Split: string(sp), Steps: tr.Step, Seed: tr.Seed,
+		GitCommit: prov.GitCommit, Command: prov.Command, Created: time.Now().UTC().Format(time.RFC3339)})
+	if err != nil {
+		return err
+	}
+	wp := filepath.Join(*out, weightsFile)
+	if err := model.WriteWeightsFile(wp, wf, model.DTypeF32); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "trained %s on %s for %d steps in %.1fs: weights %s\n", cfg.Name, sp, tr.Step, time.Since(t0).Seconds(), wp)
+	return nil
+}
+
+// loadConfig resolves a preset name or reads a JSON config file.
+func loadConfig(name string) (model.Config, error) {
+	if c, err := model.Preset(name); err == nil {
+		return c, nil
+	}
+	if !strings.HasSuffix(name, ".json") {
+		return model.Config{}, fmt.Errorf("--config %q: not a preset (tiny, default) nor a .json file", name)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--config: %w", err)
+	}
+	c, err := model.ParseConfig(b)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("--config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// trimMetrics drops metric lines logged after the checkpoint's step, so a
+// resumed run's metrics file reads as one uninterrupted run.
+func trimMetrics(path string, step int) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for ln := 1; sc.Scan(); ln++ {
+		var rec struct {
+			Step *int `json:"step"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Step == nil {
+			return fmt.Errorf("%s:%d: not a metrics record", path, ln)
+		}
+		if *rec.Step <= step {
+			keep.Write(sc.Bytes())
+			keep.WriteByte('\n')
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeFileAtomic(path, keep.Bytes())
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames it into place.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// gitCommit returns the VCS revision the binary was built from, if known.
+func gitCommit() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			return s.Value
+		}
+	}
+	return ""
+}
