@@ -90,6 +90,7 @@ type Tape struct {
 	grad  arena
 	iact  arena // int tensors
 	host1 [1]float32
+	zero  Tensor // view used to clear gradient chunks
 }
 
 // NewTape returns an empty tape on backend b.
@@ -503,9 +504,8 @@ func (tp *Tape) Backward(loss *Tensor) {
 	}
 	for i := 0; i <= tp.grad.ci && i < len(tp.grad.chunks); i++ {
 		c := tp.grad.chunks[i]
-		var z Tensor
-		z.set(c, 0, c.Len)
-		tp.B.Zero(&z)
+		tp.zero.set(c, 0, c.Len)
+		tp.B.Zero(&tp.zero)
 	}
 	tp.host1[0] = 1
 	tp.B.Upload(loss.Grad, tp.host1[:])

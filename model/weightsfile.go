@@ -73,6 +73,9 @@ const (
 	weightsMaxTensorBytes = 1 << 30  // all tensor data as stored
 	weightsChunkBytes     = 64 << 10 // unit of conversion/hashing/progress
 	weightsInitialAlloc   = 1 << 20  // elements allocated before data arrives
+	// With the compressed size known, tensors may be allocated in full up
+	// front while their float32 bytes stay within this multiple of it.
+	weightsUpfrontFactor = 64
 )
 
 // NamedTensor is one tensor of a WeightsFile: a name unique in its file, a
@@ -195,8 +198,9 @@ func isJSONObject(raw []byte) bool {
 // tensor as dtype. It computes the offsets and the SHA-256 of the tensor
 // bytes, and sets f.SHA256 on success.
 //
-// f is validated completely before anything is written, so on a validation
-// error dst is untouched. It rejects: an unknown kind or dtype, a Config that
+// Config is stored compacted. f must not change during the call. f is
+// validated completely before anything is written, so on a validation error
+// dst is untouched. It rejects: an unknown kind or dtype, a Config that
 // is not a JSON object, an Extra that is not valid JSON, empty or duplicate
 // tensor names, shapes with a dimension <= 0 or whose product differs from
 // len(Data), more than 1 GiB of tensor data, NaN or ±Inf values (naming the
@@ -372,9 +376,11 @@ func weightsEachChunk(t NamedTensor, dtype DType, buf []byte, fn func([]byte) er
 // (tensors must be contiguous in table order), more than 1 GiB of tensor
 // data, a SHA-256 mismatch, bytes after the tensor data, and NaN or ±Inf
 // values (naming the tensor). Memory grows with the data actually received,
-// never with sizes claimed by the header alone.
+// never with sizes claimed by the header alone (DecodeWeightsBytes and
+// ReadWeightsFile, which know the compressed size, allocate tensors exactly
+// while that stays below 64 times the compressed size).
 func DecodeWeights(src io.Reader, name string) (*WeightsFile, error) {
-	return decodeWeights(src, name, nil)
+	return decodeWeights(src, name, nil, 0)
 }
 
 // DecodeWeightsBytes is DecodeWeights over an in-memory file, for the
@@ -383,7 +389,7 @@ func DecodeWeights(src io.Reader, name string) (*WeightsFile, error) {
 // and total count bytes of stored tensor data; the last call has done ==
 // total.
 func DecodeWeightsBytes(b []byte, name string, progress func(done, total int)) (*WeightsFile, error) {
-	return decodeWeights(bytes.NewReader(b), name, progress)
+	return decodeWeights(bytes.NewReader(b), name, progress, int64(len(b)))
 }
 
 // ReadWeightsFile reads and verifies the NLIW file at path.
@@ -393,7 +399,11 @@ func ReadWeightsFile(path string) (*WeightsFile, error) {
 		return nil, fmt.Errorf("read weights: %w", err)
 	}
 	defer fh.Close()
-	return DecodeWeights(fh, path)
+	var size int64
+	if st, err := fh.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	return decodeWeights(fh, path, nil, size)
 }
 
 // WriteWeightsFile writes f to path atomically, storing tensors as dtype: it
@@ -453,7 +463,11 @@ func weightsStreamErr(prefix, what string, err error) error {
 	return fmt.Errorf("%s: reading %s: %w", prefix, what, err)
 }
 
-func decodeWeights(src io.Reader, name string, progress func(done, total int)) (*WeightsFile, error) {
+// decodeWeights implements DecodeWeights. srcSize, when > 0, is the size of
+// the compressed input: it lets tensors be allocated exactly, up front, within
+// weightsUpfrontFactor*srcSize bytes in all; beyond that (or when the size is
+// unknown) tensor slices grow by doubling as data arrives.
+func decodeWeights(src io.Reader, name string, progress func(done, total int), srcSize int64) (*WeightsFile, error) {
 	if name == "" {
 		name = "<input>"
 	}
@@ -553,12 +567,17 @@ func decodeWeights(src io.Reader, name string, progress func(done, total int)) (
 	}
 	h := sha256.New()
 	buf := make([]byte, weightsChunkBytes)
-	var done int64
+	var done, upfront int64
 	badTensor, badIndex, badValue := "", int64(-1), float32(0)
 	for _, e := range hdr.Tensors {
 		size, _ := weightsDTypeSize(e.DType)
 		elems := e.NBytes / size
-		data := make([]float32, 0, min(elems, weightsInitialAlloc))
+		initial := min(elems, weightsInitialAlloc)
+		if srcSize > 0 && upfront+4*elems <= weightsUpfrontFactor*srcSize {
+			initial = elems
+			upfront += 4 * elems
+		}
+		data := make([]float32, 0, initial)
 		for rem := e.NBytes; rem > 0; {
 			n := min(rem, weightsChunkBytes) // a multiple of size
 			b := buf[:n]

@@ -157,6 +157,9 @@ func TestWeightsRoundTripF32(t *testing.T) {
 				t.Fatalf("tensor %q[%d]: got %08x want %08x", want.Name, j, math.Float32bits(got.Data[j]), math.Float32bits(want.Data[j]))
 			}
 		}
+		if cap(got.Data) != len(got.Data) {
+			t.Fatalf("tensor %q: cap %d != len %d (over-allocated)", want.Name, cap(got.Data), len(got.Data))
+		}
 		if tt, ok := g.Tensor(want.Name); !ok || tt.Name != want.Name {
 			t.Fatalf("Tensor(%q) not found", want.Name)
 		}

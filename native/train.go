@@ -46,6 +46,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	logEvery := fs.Int("log-every", 0, "override train.log_every")
 	saveEvery := fs.Int("save-every", 0, "override train.save_every")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -153,7 +154,14 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	samples := cfg.Train.Batch * cfg.Train.Pairs
 	t0, lastT, lastStep := time.Now(), time.Now(), tr.Step
-	for tr.Step < tr.Steps {
+	for firstStep := tr.Step; tr.Step < tr.Steps; {
+		if *stopAfter > 0 && tr.Step-firstStep == *stopAfter {
+			if err := save(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "stopped at step %d of %d; checkpoint %s, continue with --resume\n", tr.Step, tr.Steps, ckPath)
+			return nil
+		}
 		select {
 		case <-interrupt:
 			if err := save(); err != nil {

@@ -76,6 +76,8 @@ def main():
         return torch.softmax((logits + g) / tau, dim=-1)
     ref.gumbel_softmax = gumbel_softmax
     ref.STATE_NOISE = True
+    # The reference builds its one-hot state with .float(); keep everything in float64.
+    torch.Tensor.float = lambda self, *args, **kw: self.double()
 
     logits = ref.loo_logits(model, x, y)
     z = ref.gumbel_softmax(logits, tau_e)

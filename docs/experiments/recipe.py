@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""NLI recipe experiments: the SPEC model, task suite and evaluation, plus training-recipe flags.
+
+Written for the search of a recipe that trains shift-p and comp-i (SPEC §3). With every flag at
+its default this script computes what ../../../shared/anchors/nli_torch.py computes (same task
+suite, same parameter creation order and initialisation, same random-number consumption, same
+loss, same evaluation), so its default run is a control. Every recipe flag changes one thing.
+
+  python3 recipe.py --split comp-i --st --te0 2 --exec film --lr 1e-3 --warmup 200 --time_budget 420
+
+Output: one JSON object per line.
+  {"kind": "train", ...}    every steps//20 steps: loss, temperatures, grad norms, inductor diagnostics
+  {"kind": "eval", ...}     one per evaluated part (train = ID programs on fresh tasks, test = OOD)
+  {"kind": "summary", ...}  one at the end: the numbers that sweep.sh tabulates
+Runs on CUDA when available, else on the CPU (smoke tests). See README.md for every flag.
+"""
+import argparse, collections, itertools, json, math, os, shlex, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+L, V = 20, 10
+SKIP = 0
+
+# ----------------------------------------------------------------------------- task suite (SPEC §1)
+
+def rotl(x, k): return torch.roll(x, -k, -1)            # y[i] = x[(i+k) % L]
+def swap(x): return x.reshape(*x.shape[:-1], L // 2, 2).flip(-1).reshape(x.shape)
+def addpos(x): return (x + torch.arange(L, device=x.device)) % V
+
+PRIMS = {
+    "rotl1": lambda x: rotl(x, 1), "rotr1": lambda x: rotl(x, -1),
+    "inc": lambda x: (x + 1) % V, "dec": lambda x: (x - 1) % V,
+    "rev": lambda x: x.flip(-1), "swap": swap,
+    "neg": lambda x: V - 1 - x, "addpos": addpos,
+}
+NAMES = list(PRIMS)
+
+
+def comp_pairs():
+    """Ordered pairs (f, h), program = f after h, minus identities and single-primitive equals."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, V, (64, L), generator=g)
+    singles = [PRIMS[n](x) for n in NAMES]
+    out = []
+    for f, h in itertools.permutations(NAMES, 2):
+        y = PRIMS[f](PRIMS[h](x))
+        if torch.equal(y, x) or any(torch.equal(y, s) for s in singles):
+            continue
+        out.append((f, h))
+    return out
+
+
+def programs(split, part):
+    """part 'train' = the training programs (also the ID test), 'test' = the OOD programs."""
+    if split == "shift-l":
+        ks = range(1, 6) if part == "train" else range(6, 11)
+        return [[("rotl", k)] for k in ks]
+    if split == "shift-p":
+        ks = range(4, 9) if part == "train" else range(1, 4)
+        return [[("rotl", k)] for k in ks]
+    if split == "comp-i":
+        if part == "train":
+            return [[(n, 0)] for n in NAMES]
+        return [[(h, 0), (f, 0)] for f, h in comp_pairs()]   # applied left to right
+    raise ValueError(split)
+
+
+def prog_name(prog):
+    return ">".join(f"rotl{k}" if n == "rotl" else n for n, k in prog)
+
+
+def run_prog(prog, x):
+    for name, k in prog:
+        x = rotl(x, k) if name == "rotl" else PRIMS[name](x)
+    return x
+
+
+def sample_tasks(split, part, n, m, gen, device):
+    """n tasks of m pairs; same generator calls as the reference. Returns x, y (n, m, L) and the
+    program index of each task (CPU tensor)."""
+    progs = programs(split, part)
+    idx = torch.randint(0, len(progs), (n,), generator=gen)
+    x = torch.randint(0, V, (n, m, L), generator=gen)
+    y = torch.empty_like(x)
+    for j, p in enumerate(progs):
+        sel = idx == j
+        if sel.any():
+            y[sel] = run_prog(p, x[sel])
+    return x.to(device), y.to(device), idx
+
+# ----------------------------------------------------------------------------- relaxations
+
+def gumbel_softmax(logits, tau, noise=True):
+    if noise:
+        u = torch.rand_like(logits).clamp_(1e-9, 1 - 1e-9)
+        logits = logits - torch.log(-torch.log(u))
+    return F.softmax(logits / tau, dim=-1)
+
+
+def relax(logits, tau, noise=True, st=False):
+    """Gumbel-softmax; with st, straight-through: hard one-hot forward, soft gradient back."""
+    z = gumbel_softmax(logits, tau, noise)
+    if st:
+        zh = F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype)
+        z = zh - z.detach() + z
+    return z
+
+
+def anneal(a, b, f): return a * (b / a) ** f
+
+
+def schedule(a, b, f, kind="geo", frac=1.0):
+    """Temperature at training fraction f: reach b at fraction `frac`, then hold."""
+    p = min(1.0, f / frac) if frac > 0 else 1.0
+    if kind == "geo":
+        return a * (b / a) ** p
+    if kind == "linear":
+        return a + (b - a) * p
+    if kind == "cos":
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * p))
+    raise ValueError(kind)
+
+# ----------------------------------------------------------------------------- model (SPEC §2)
+
+class Block(nn.Module):
+    def __init__(s, d, h):
+        super().__init__()
+        s.ln1, s.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        s.att = nn.MultiheadAttention(d, h, batch_first=True)
+        s.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(s, x):
+        a = s.ln1(x); x = x + s.att(a, a, a, need_weights=False)[0]
+        return x + s.mlp(s.ln2(x))
+
+
+class NLI(nn.Module):
+    """The SPEC model. exec_kind picks the interpreter's step network:
+      mlp  : SPEC: MLP([s, v]) -> 512 -> GELU -> 512 -> GELU -> L*V
+      film : the same MLP, and each hidden layer's pre-activation is modulated by the instruction:
+             h <- h * (1 + gamma_l(v)) + beta_l(v)   (gamma, beta: one Linear(dv, 2H) per layer)
+      res  : h = Linear(s); res_blocks times h <- h + Linear(GELU(Linear([LN(h), v])));
+             n = Linear(GELU(LN(h)))  (the instruction enters every block)
+    The recurrence over discretised states, the Gumbel over states and the SKIP gating are SPEC's
+    for every kind. Parameters are created in the reference's order, and the extra ones of film/res
+    after the inductor's, so the inductor's initialisation is the same for every kind and seed."""
+
+    def __init__(s, T=12, K=64, d=128, layers=2, heads=4, ds=32, dv=64, H=512,
+                 exec_kind="mlp", res_blocks=2, logit_scale=1.0):
+        super().__init__()
+        s.T, s.K, s.exec_kind, s.logit_scale = T, K, exec_kind, logit_scale
+        s.val = nn.Embedding(V, d); s.pos = nn.Embedding(L, d); s.chan = nn.Embedding(3, d)
+        s.slot = nn.Parameter(torch.randn(T, d) * 0.02)
+        s.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        s.lnf = nn.LayerNorm(d)
+        s.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, K))       # f_phi
+        s.Eio = nn.Parameter(torch.randn(V, ds) * 0.5); s.P = nn.Parameter(torch.randn(L, ds) * 0.5)
+        s.Ev = nn.Parameter(torch.randn(K, dv) * 0.5)
+        if exec_kind in ("mlp", "film"):
+            s.exe = nn.Sequential(nn.Linear(L * ds + dv, H), nn.GELU(), nn.Linear(H, H), nn.GELU(),
+                                  nn.Linear(H, L * V))
+            if exec_kind == "film":
+                s.film = nn.ModuleList(nn.Linear(dv, 2 * H) for _ in range(2))
+        elif exec_kind == "res":
+            s.inp = nn.Linear(L * ds, H)
+            s.rln = nn.ModuleList(nn.LayerNorm(H) for _ in range(res_blocks))
+            s.ra = nn.ModuleList(nn.Linear(H + dv, H) for _ in range(res_blocks))
+            s.rb = nn.ModuleList(nn.Linear(H, H) for _ in range(res_blocks))
+            s.lno = nn.LayerNorm(H)
+            s.out = nn.Linear(H, L * V)
+        else:
+            raise ValueError(exec_kind)
+
+    def inductor_params(s):
+        enc = [s.val.weight, s.pos.weight, s.chan.weight, s.slot] + list(s.blocks.parameters()) + list(s.lnf.parameters())
+        return enc, list(s.head.parameters())
+
+    def encode(s, x, y):                       # (..., L) pairs -> (..., T, d)
+        sh = x.shape[:-1]; x = x.reshape(-1, L); y = y.reshape(-1, L)
+        p = s.pos.weight
+        tx = s.val(x) + p + s.chan.weight[0]; ty = s.val(y) + p + s.chan.weight[1]
+        ts = (s.slot + s.chan.weight[2]).expand(x.shape[0], -1, -1)
+        h = torch.cat([tx, ty, ts], 1)
+        for b in s.blocks:
+            h = b(h)
+        return s.lnf(h[:, 2 * L:]).reshape(*sh, s.T, -1)
+
+    def logits(s, e):
+        lg = s.head(e)
+        return lg * s.logit_scale if s.logit_scale != 1.0 else lg
+
+    def _cond(s, instr):
+        """per-program precomputation from the instruction embeddings (..., T, dv)."""
+        if s.exec_kind == "film":
+            return [f(instr) for f in s.film]              # each (..., T, 2H)
+        return None
+
+    def _step(s, st, v, cond, t):
+        if s.exec_kind == "mlp":
+            return s.exe(torch.cat([st, v], -1))
+        if s.exec_kind == "film":
+            l1, l2, l3 = s.exe[0], s.exe[2], s.exe[4]
+            g1, b1 = cond[0][..., t, :].chunk(2, -1)
+            g2, b2 = cond[1][..., t, :].chunk(2, -1)
+            h = F.gelu(l1(torch.cat([st, v], -1)) * (1 + g1) + b1)
+            h = F.gelu(l2(h) * (1 + g2) + b2)
+            return l3(h)
+        h = s.inp(st)
+        for ln, a, b in zip(s.rln, s.ra, s.rb):
+            h = h + b(F.gelu(a(torch.cat([ln(h), v], -1))))
+        return s.out(F.gelu(s.lno(h)))
+
+    def execute(s, x, z, tau_d, noise=True, hard=False, st_state=False, eps=0.0):
+        """x (..., L) ints; z (..., T, K) relaxed program -> log pi_T (..., L, V).
+        st_state: the carried state is straight-through (hard one-hot forward, soft gradient); the
+        returned distribution is then the relaxed (soft) output of the last executed step, given
+        hard inputs, so that the NLL is finite and has a gradient where the hard state is wrong.
+        eps > 0: return log((1-eps) pi + eps/V) instead of log(max(pi, 1e-8))."""
+        pi = F.one_hot(x, V).float()
+        po = pi
+        st_state = st_state and not hard
+        instr = z @ s.Ev                                             # (..., T, dv)
+        cond = s._cond(instr)
+        for t in range(s.T):
+            st = (pi @ s.Eio + s.P).flatten(-2)                       # (..., L*ds)
+            n = s._step(st, instr[..., t, :], cond, t)
+            n = n.reshape(*n.shape[:-1], L, V)
+            g = z[..., t, SKIP, None, None]
+            if hard:
+                pt = F.one_hot(n.argmax(-1), V).float()
+            elif st_state:
+                ps = gumbel_softmax(n, tau_d, noise)
+                pt = F.one_hot(ps.argmax(-1), V).float() - ps.detach() + ps
+                po = g * po + (1 - g) * ps
+            else:
+                pt = gumbel_softmax(n, tau_d, noise)
+            pi = g * pi + (1 - g) * pt
+        out = po if st_state else pi
+        if eps > 0:
+            return torch.log((1 - eps) * out + eps / V)
+        return torch.log(out.clamp_min(1e-8))
+
+
+def loo_logits(model, x, y):
+    """leave-one-out pooled logits (B, m, T, K) and the per-pair encodings (B, m, T, d)."""
+    e = model.encode(x, y)
+    m = x.shape[1]
+    eb = (e.sum(1, keepdim=True) - e) / (m - 1)
+    return model.logits(eb), e
+
+
+def reuse_reg(logits, tau_e):
+    q = F.softmax(logits / tau_e, -1).reshape(-1, *logits.shape[-2:])
+    return (1 - torch.exp(torch.log1p(-q.clamp(max=1 - 1e-6)).sum(0))).sum()
+
+# ----------------------------------------------------------------------------- diagnostics
+
+def _entropy_bits(counter, n):
+    return -sum(c / n * math.log2(c / n) for c in counter.values() if c)
+
+
+@torch.no_grad()
+def diagnostics(model, x, y, idx, lg_loo, e, te, split):
+    """Inductor diagnostics on one training batch (no random numbers are drawn)."""
+    lg = model.logits(e.mean(1))                                     # (B, T, K): full-spec program
+    am = lg.argmax(-1)                                               # (B, T)
+    B, T = am.shape
+    rows = am.tolist()
+    per_slot = [len(set(r[t] for r in rows)) for t in range(T)]
+    syms = collections.Counter(k for r in rows for k in r)
+    pairs = set((t, k) for r in rows for t, k in enumerate(r))
+    p1 = F.softmax(lg, -1); pt = F.softmax(lg / te, -1)
+    ent = -(p1 * torch.log(p1.clamp_min(1e-30))).sum(-1).mean().item()
+    ent_te = -(pt * torch.log(pt.clamp_min(1e-30))).sum(-1).mean().item()
+    maxp = p1.max(-1).values.mean().item()
+    progs = [" ".join(str(k) for k in r if k != SKIP) or "-" for r in rows]   # effective program
+    pc = collections.Counter(progs)
+    top = pc.most_common(3)
+    # task dependence: class = the task's true program index
+    cls = idx.tolist()
+    cc = collections.Counter(cls)
+    joint = collections.Counter(zip(cls, progs))
+    h_prog, h_cls, h_joint = _entropy_bits(pc, B), _entropy_bits(cc, B), _entropy_bits(joint, B)
+    mi = h_prog + h_cls - h_joint
+    names = [prog_name(p) for p in programs(split, "train")]
+    maj, pur = {}, 0
+    for c in sorted(cc):
+        sub = collections.Counter(p for k, p in zip(cls, progs) if k == c)
+        mp, mc = sub.most_common(1)[0]
+        maj[names[c]] = mp; pur += mc
+    # hard execution of the leave-one-out programs on the held-out pairs
+    zh = F.one_hot(lg_loo.argmax(-1), model.K).float()
+    out = model.execute(x, zh, 1.0, noise=False, hard=True).argmax(-1)
+    ok = (out == y).all(-1).float()                                  # (B, m)
+    okc = ok.mean(1).cpu()
+    acc_by = {names[c]: round(okc[idx == c].mean().item(), 3) for c in sorted(cc)}
+    return dict(
+        sym_slot=per_slot, sym_total=len(syms), pairs_total=len(pairs),
+        ent=round(ent, 3), ent_te=round(ent_te, 3), maxp=round(maxp, 3),
+        skip=round(syms.get(SKIP, 0) / (B * T), 3),
+        n_prog=len(pc), differ=round(1 - top[0][1] / B, 3),
+        mi=round(mi, 3), mi_max=round(h_cls, 3), purity=round(pur / B, 3),
+        distinct_majority=len(set(maj.values())),
+        hard_acc=round(ok.mean().item(), 4), acc_by=acc_by,
+        top_progs=[[p, c] for p, c in top], class_prog=maj)
+
+# ----------------------------------------------------------------------------- training (SPEC §3)
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_optimizer(model, a):
+    enc, head = model.inductor_params()
+    ids = set(id(p) for p in enc + head)
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [dict(params=enc, lr_mult=a.enc_lr_mult), dict(params=head, lr_mult=a.head_lr_mult),
+              dict(params=rest, lr_mult=1.0)]
+    return torch.optim.AdamW(groups, lr=a.lr, weight_decay=a.wd), (enc, head, rest)
+
+
+def lr_factor(a, step, f):
+    w = min(1.0, (step + 1) / a.warmup) if a.warmup > 0 else 1.0
+    if a.lr_sched == "cos":
+        w *= a.lr_min + (1 - a.lr_min) * 0.5 * (1 + math.cos(math.pi * min(1.0, f)))
+    return w
+
+
+def gnorm(ps):
+    g = [p.grad.detach().norm() for p in ps if p.grad is not None]
+    return torch.stack(g).norm().item() if g else 0.0
+
+
+def train(model, a, device, log_every):
+    opt, (enc, head, rest) = make_optimizer(model, a)
+    gen = torch.Generator().manual_seed(a.data_seed)
+    skip1 = F.one_hot(torch.tensor(SKIP), model.K).float().to(device)
+    t0 = time.time()
+    st = dict(steps_done=0, train_s=0.0, diverged=False, last=None, nll_win=[])
+    nll_acc, nll_cnt = torch.zeros((), device=device), 0
+    step = 0
+    stop = False
+    while step < a.steps and not stop:
+        el = time.time() - t0
+        if a.time_budget > 0 and el > a.time_budget:                # this step is the last one, logged
+            print(json.dumps(dict(kind="stop", reason="time_budget", step=step, s=round(el, 1))), flush=True)
+            stop = True
+        f = step / a.steps
+        if a.sched_by_time and a.time_budget > 0:
+            f = max(f, el / a.time_budget)
+        te = schedule(a.te0, a.te1, f, a.sched, a.anneal_frac)
+        td = schedule(a.td0, a.td1, f, a.sched, a.anneal_frac)
+        lrf = lr_factor(a, step, f)
+        for g in opt.param_groups:
+            g["lr"] = a.lr * g["lr_mult"] * lrf
+        x, y, idx = sample_tasks(a.split, "train", a.B, a.m, gen, device)
+        logits, e = loo_logits(model, x, y)
+        z = relax(logits, te, True, a.st)
+        if a.curr_t0 > 0:                                            # short-program curriculum
+            act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
+            act = int(act)
+            if act < model.T:
+                z = torch.cat([z[..., :act, :], skip1.expand(*z.shape[:-2], model.T - act, model.K)], -2)
+        lp = model.execute(x, z, td, noise=a.state_noise, st_state=a.st_state, eps=a.nll_eps)
+        nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1).mean()
+        reg = reuse_reg(logits, te)
+        lw = a.lam * (min(1.0, f / a.lam_warm) if a.lam_warm > 0 else 1.0)
+        loss = nll + lw * reg
+        opt.zero_grad(set_to_none=True); loss.backward()
+        logging = step % log_every == 0 or step == a.steps - 1 or stop
+        if logging:
+            gns = dict(gn_enc=round(gnorm(enc), 4), gn_head=round(gnorm(head), 4), gn_exe=round(gnorm(rest), 4))
+        if a.clip_mode == "group":                                   # clip inductor encoder, head, interpreter apart
+            gn = torch.stack([torch.nn.utils.clip_grad_norm_(ps, a.clip) for ps in (enc, head, rest)]).norm()
+        else:
+            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        nll_acc = nll_acc + nll.detach(); nll_cnt += 1
+        step += 1
+        if logging:
+            sync(device)
+            nv = nll.item()
+            rec = dict(kind="train", step=step - 1, nll=round(nv, 4), nll_avg=round(nll_acc.item() / nll_cnt, 4),
+                       reg=round(reg.item(), 2), gn=round(gn.item(), 3), **gns,
+                       te=round(te, 3), td=round(td, 3), lr=round(a.lr * lrf, 6), lam=round(lw, 5),
+                       s=round(time.time() - t0, 1), sps=round(step / max(1e-9, time.time() - t0), 2))
+            rec.update(diagnostics(model, x, y, idx, logits, e, te, a.split))
+            print(json.dumps(rec), flush=True)
+            st["last"] = rec
+            st["nll_win"].append(rec["nll_avg"])
+            nll_acc, nll_cnt = torch.zeros((), device=device), 0
+            if not math.isfinite(nv):
+                st["diverged"] = True
+                print(json.dumps(dict(kind="stop", reason="non-finite nll", step=step - 1)), flush=True)
+                break
+    sync(device)
+    if nll_cnt:
+        st["nll_win"].append(round(nll_acc.item() / nll_cnt, 4))
+    st["steps_done"] = step
+    st["train_s"] = round(time.time() - t0, 1)
+    return st
+
+# ----------------------------------------------------------------------------- evaluation (SPEC §4)
+
+@torch.no_grad()
+def spec_score(model, xs, ys, z):
+    """hard execution of program z on spec pairs: (#pairs exactly right)"""
+    lp = model.execute(xs, z, 1.0, noise=False, hard=True)
+    return (lp.argmax(-1) == ys).all(-1).sum(-1)
+
+
+def chunks(n, c):
+    c = n if c <= 0 else c
+    return [(i, min(n, i + c)) for i in range(0, n, c)]
+
+
+def evaluate(model, a, part, device):
+    """As the reference's evaluate: inductor, prior search, gradient search (selection by the
+    number of spec pairs reproduced by the hard program, first best). eval_chunk only splits the
+    tasks into groups (Adam is elementwise, so each task's search is unchanged)."""
+    n, m, S, K = a.ntest, a.m, a.starts, model.K
+    gen = torch.Generator().manual_seed(1234 if part == "test" else 99)
+    x, y, idx = sample_tasks(a.split, part, n, m + 1, gen, device)
+    xs, ys, xq, yq = x[:, :m], y[:, :m], x[:, m], y[:, m]
+    res = {}
+    with torch.no_grad():
+        e = model.encode(xs, ys).mean(1)                              # (n, T, d)
+        lg = model.logits(e)
+        zh = F.one_hot(lg.argmax(-1), K).float()
+        pq = model.execute(xq, zh, 1.0, noise=False, hard=True).argmax(-1)
+        res["inductor"] = (pq == yq).all(-1).float().mean().item()
+        res["inductor_spec"] = (spec_score(model, xs, ys, zh[:, None].expand(-1, m, -1, -1)) == m).float().mean().item()
+        # prior search: sample programs from the inductor distribution, keep best by spec
+        zs = F.one_hot(torch.distributions.Categorical(logits=lg[:, None].expand(-1, S, -1, -1)).sample(), K).float()
+        best = torch.cat([spec_score(model, xs[i:j, None].expand(-1, S, -1, -1), ys[i:j, None].expand(-1, S, -1, -1),
+                                     zs[i:j, :, None].expand(-1, -1, m, -1, -1)).argmax(1)
+                          for i, j in chunks(n, a.eval_chunk)])
+        zb = zs[torch.arange(n, device=zs.device), best]
+        pq = model.execute(xq, zb, 1.0, noise=False, hard=True).argmax(-1)
+        res["prior"] = (pq == yq).all(-1).float().mean().item()
+    if not a.search:
+        return res
+    # gradient search (frozen networks)
+    req = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    sync(device); t0 = time.time()
+    grad_ok = torch.zeros(n, dtype=torch.bool, device=device)
+    solved = torch.zeros(n, device=device)
+    toks = []
+    for i, j in chunks(n, a.eval_chunk):
+        c = j - i
+        ee = (e[i:j, None] + a.sigma * torch.randn(c, S, *e.shape[1:], device=device)).requires_grad_(True)
+        opt = torch.optim.Adam([ee], lr=a.search_lr)
+        xsS, ysS = xs[i:j, None].expand(-1, S, -1, -1), ys[i:j, None].expand(-1, S, -1, -1)
+        for it in range(a.search_steps):
+            f = it / max(1, a.search_steps - 1)
+            te, td = anneal(a.ste0, a.ste1, f), anneal(a.std0, a.std1, f)
+            z = relax(model.logits(ee), te, True, a.search_st)[:, :, None].expand(-1, -1, m, -1, -1)
+            lp = model.execute(xsS, z, td)
+            loss = -lp.gather(-1, ysS[..., None]).sum()
+            opt.zero_grad(); loss.backward(); opt.step()
+        with torch.no_grad():
+            zh = F.one_hot(model.logits(ee).argmax(-1), K).float()
+            sc = spec_score(model, xsS, ysS, zh[:, :, None].expand(-1, -1, m, -1, -1))
+            best = sc.argmax(1)
+            zb = zh[torch.arange(c, device=zh.device), best]
+            pq = model.execute(xq[i:j], zb, 1.0, noise=False, hard=True).argmax(-1)
+            grad_ok[i:j] = (pq == yq[i:j]).all(-1)
+            solved[i:j] = (sc.max(1).values == m).float()
+            if i == 0:
+                toks = zb[:4].argmax(-1).tolist()
+        del ee, opt
+    sync(device)
+    for p, r in zip(model.parameters(), req):
+        p.requires_grad_(r)
+    res["gradient"] = grad_ok.float().mean().item()
+    res["spec_solved"] = solved.mean().item()
+    res["tokens"] = toks
+    res["search_s"] = round(time.time() - t0, 2)
+    progs = programs(a.split, part)
+    if len(progs) <= 10:
+        gc = grad_ok.cpu()
+        res["gradient_by"] = {prog_name(p): round(gc[idx == k].float().mean().item(), 3)
+                              for k, p in enumerate(progs) if (idx == k).any()}
+    return res
+
+# ----------------------------------------------------------------------------- main
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    A = ap.add_argument
+    A("--name", default="", help="run name (echoed into every JSON line)")
+    A("--split", default="shift-l", choices=["shift-l", "shift-p", "comp-i"])
+    A("--steps", type=int, default=5000, help="planned training steps (the schedules run over these)")
+    A("--B", type=int, default=128); A("--m", type=int, default=4)
+    A("--T", type=int, default=12); A("--K", type=int, default=64)
+    A("--seed", type=int, default=0, help="model init and noise seed")
+    A("--data_seed", type=int, default=1, help="training data stream seed (reference: 1)")
+    # loss
+    A("--lam", type=float, default=0.01, help="reuse regulariser weight")
+    A("--lam_warm", type=float, default=0.0, help="ramp lam linearly over this fraction of training")
+    # temperatures
+    A("--te0", type=float, default=8.0); A("--te1", type=float, default=0.5)
+    A("--td0", type=float, default=2.0); A("--td1", type=float, default=0.5)
+    A("--sched", default="geo", choices=["geo", "cos", "linear"])
+    A("--anneal_frac", type=float, default=1.0, help="reach te1/td1 at this fraction of training, then hold")
+    A("--sched_by_time", type=int, default=0,
+      help="1: training fraction = max(step/steps, elapsed/time_budget), so the anneal ends by the budget")
+    # relaxation
+    A("--st", action="store_true", help="straight-through Gumbel for the program in training")
+    A("--st_state", action="store_true", help="straight-through Gumbel for interpreter states in training")
+    A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
+    A("--nll_eps", type=float, default=0.0,
+      help="training NLL on log((1-eps) pi + eps/V) instead of log(max(pi, 1e-8)) (bounds 1/pi gradients)")
+    A("--skip_bias", type=float, default=0.0, help="added to the SKIP logit bias at init")
+    A("--curr_t0", type=int, default=0, help="short-program curriculum: start with this many active slots (0: off)")
+    A("--curr_frac", type=float, default=0.3, help="active slots grow linearly to T over this fraction")
+    # optimiser
+    A("--lr", type=float, default=3e-4); A("--wd", type=float, default=0.0); A("--clip", type=float, default=1.0)
+    A("--clip_mode", default="global", choices=["global", "group"],
+      help="group: clip encoder, head and interpreter gradients separately (each to --clip)")
+    A("--warmup", type=int, default=0, help="linear LR warm-up steps")
+    A("--lr_sched", default="const", choices=["const", "cos"], help="cos: cosine decay to lr_min*lr")
+    A("--lr_min", type=float, default=0.1)
+    A("--head_lr_mult", type=float, default=1.0, help="LR multiplier of the inductor head f_phi")
+    A("--enc_lr_mult", type=float, default=1.0, help="LR multiplier of the inductor encoder")
+    A("--logit_scale", type=float, default=1.0, help="multiply the inductor logits (train and test)")
+    # model
+    A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res"])
+    A("--res_blocks", type=int, default=2)
+    # run control
+    A("--time_budget", type=float, default=0.0, help="stop training after this many seconds (0: off), then evaluate")
+    A("--device", default="auto")
+    A("--save", default=""); A("--load", default="")
+    # evaluation
+    A("--ntest", type=int, default=200); A("--starts", type=int, default=64)
+    A("--search_steps", type=int, default=200); A("--search_lr", type=float, default=0.1)
+    A("--sigma", type=float, default=0.5)
+    A("--ste0", type=float, default=2.0); A("--ste1", type=float, default=0.3)
+    A("--std0", type=float, default=1.0); A("--std1", type=float, default=0.3)
+    A("--search_st", action="store_true", help="straight-through program relaxation in gradient search")
+    A("--search", type=int, default=1, help="0: skip gradient search everywhere")
+    A("--id_search", type=int, default=1, help="0: skip gradient search on the ID part (inductor/prior still run)")
+    A("--parts", default="train,test", help="evaluated parts in order (train = ID, test = OOD)")
+    A("--eval_chunk", type=int, default=0, help="evaluate this many tasks at a time (0: all; memory)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse(argv)
+    flags = " ".join(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device)
+    torch.manual_seed(a.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    model = NLI(T=a.T, K=a.K, exec_kind=a.exec_kind, res_blocks=a.res_blocks, logit_scale=a.logit_scale).to(device)
+    with torch.no_grad():
+        model.head[-1].bias[SKIP] += a.skip_bias
+    if a.load:
+        model.load_state_dict(torch.load(a.load, map_location=device))
+    nparam = sum(p.numel() for p in model.parameters())
+    print(json.dumps(dict(kind="start", name=a.name, flags=flags, device=str(device), params=nparam,
+                          torch=torch.__version__)), flush=True)
+    st = dict(steps_done=0, train_s=0.0, diverged=False, last=None, nll_win=[])
+    if a.steps > 0:
+        st = train(model, a, device, max(1, a.steps // 20))
+    if a.save:
+        torch.save(model.state_dict(), a.save)
+    summ = dict(kind="summary", name=a.name, split=a.split, flags=flags, steps_done=st["steps_done"],
+                train_s=st["train_s"], sps=round(st["steps_done"] / max(1e-9, st["train_s"]), 2),
+                diverged=st["diverged"])
+    last = st["last"] or {}
+    summ["nll_end"] = st["nll_win"][-1] if st["nll_win"] else None
+    summ["nll_min"] = min(st["nll_win"]) if st["nll_win"] else None
+    for k in ("te", "td", "sym_total", "pairs_total", "n_prog", "mi", "mi_max", "purity", "hard_acc", "skip", "class_prog"):
+        summ[k] = last.get(k)
+    print(json.dumps(dict(kind="train_end", name=a.name, **{k: summ[k] for k in ("steps_done", "train_s", "sps", "nll_end")})), flush=True)
+    for part in [p for p in a.parts.split(",") if p]:
+        t0 = time.time()
+        sub = argparse.Namespace(**vars(a))
+        sub.search = a.search and (a.id_search or part != "train")
+        r = evaluate(model, sub, part, device)
+        r["eval_s"] = round(time.time() - t0, 2)
+        print(json.dumps(dict(kind="eval", name=a.name, split=a.split, part=part, steps_done=st["steps_done"],
+                              **r, flags=flags, args=vars(a))), flush=True)
+        tag = "id" if part == "train" else "ood"
+        for k in ("inductor", "prior", "gradient", "spec_solved"):
+            if k in r:
+                summ[f"{tag}_{k}"] = r[k]
+    print(json.dumps(summ), flush=True)
+
+
+if __name__ == "__main__":
+    main()

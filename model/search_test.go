@@ -1,0 +1,147 @@
+// Tests of test-time search: every method's answer is consistent with
+// re-executing its program; abort and early exit; zero allocations per
+// search step; and benchmarks of one search step.
+
+package model
+
+import (
+	"testing"
+)
+
+func randomModel(t testing.TB, b Backend, cfg Config, seed uint64) *Model {
+	t.Helper()
+	m, err := NewModel(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(seed)
+	return m
+}
+
+// checkResults re-executes each result's program on the specification and
+// the query and checks the reported counts, predictions and correctness.
+func checkResults(t *testing.T, s *Searcher, tasks []Task, res []Result) {
+	t.Helper()
+	T := s.M.Cfg.T
+	for i, r := range res {
+		if len(r.Program) != T {
+			t.Fatalf("task %d: program of %d symbols, want %d", i, len(r.Program), T)
+		}
+		for _, v := range r.Program {
+			if v < 0 || v >= s.M.Cfg.K {
+				t.Fatalf("task %d: symbol %d out of range", i, v)
+			}
+		}
+		x, y := tasks[i].SpecArrays()
+		progs := make([][]int, len(tasks[i].Train))
+		for j := range progs {
+			progs[j] = r.Program
+		}
+		out := s.Run(progs, x)
+		exact := 0
+		for j := range progs {
+			if equalI32(out[j*SeqLen:(j+1)*SeqLen], y[j*SeqLen:(j+1)*SeqLen]) {
+				exact++
+			}
+		}
+		if exact != r.SpecPairs {
+			t.Errorf("task %d: reported %d spec pairs reproduced, re-execution gives %d", i, r.SpecPairs, exact)
+		}
+		q := appendInts(nil, tasks[i].Test[0].Input)
+		pred := s.Run([][]int{r.Program}, q)
+		if !equalI32(pred, r.Pred) {
+			t.Errorf("task %d: prediction %v, re-execution %v", i, r.Pred, pred)
+		}
+		want := appendInts(nil, tasks[i].Test[0].Output)
+		if r.Correct != equalI32(pred, want) {
+			t.Errorf("task %d: Correct = %v, but prediction %v vs answer %v", i, r.Correct, pred, want)
+		}
+	}
+}
+
+func TestSearchMethodsConsistent(t *testing.T) {
+	cfg := Tiny()
+	m := randomModel(t, NewCPU(2), cfg, 5)
+	s := NewSearcher(m)
+	tasks := GenTasks(SplitShiftL, PartOOD, 3, 4, 9)
+	tb, err := NewTaskBatch(tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResults(t, s, tasks, s.Induce(tb))
+	checkResults(t, s, tasks, s.Prior(tb, 8, 1))
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 4, 6, 3
+	steps := 0
+	res := s.Gradient(tb, sc, 2, func(info StepInfo) bool {
+		steps++
+		if info.Step != steps {
+			t.Errorf("step %d reported as %d", steps, info.Step)
+		}
+		return true
+	})
+	if steps != 6 && res[0].SolvedAt < 0 {
+		t.Errorf("ran %d steps without solving, want 6", steps)
+	}
+	checkResults(t, s, tasks, res)
+	// Gradients of the model are restored after a search.
+	for _, p := range m.P.List {
+		if p.T.Grad == nil {
+			t.Fatalf("%s lost its gradient after search", p.Name)
+		}
+	}
+}
+
+func TestSearchAbort(t *testing.T) {
+	cfg := Tiny()
+	s := NewSearcher(randomModel(t, NewCPU(1), cfg, 5))
+	tasks := GenTasks(SplitCompI, PartOOD, 1, 4, 3)
+	tb, _ := NewTaskBatch(tasks)
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 4, 50, 1
+	n := 0
+	res := s.Gradient(tb, sc, 1, func(StepInfo) bool { n++; return n < 3 })
+	if n != 3 {
+		t.Fatalf("abort after 3 callbacks ran %d steps", n)
+	}
+	checkResults(t, s, tasks, res)
+}
+
+func TestSearchStepAllocs(t *testing.T) {
+	cfg := Tiny()
+	s := NewSearcher(randomModel(t, NewCPU(2), cfg, 5))
+	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 8, 1000, 1000
+	run := s.StartGradient(tb, sc, 1)
+	defer run.Close()
+	run.Step()
+	run.Step()
+	if n := testing.AllocsPerRun(3, func() { run.Step() }); n != 0 {
+		t.Errorf("a search step allocates %v times after warm-up", n)
+	}
+}
+
+func benchSearchStep(b *testing.B, workers int) {
+	cfg := Default()
+	s := NewSearcher(randomModel(b, NewCPU(workers), cfg, 1))
+	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 1, 4, 3))
+	sc := cfg.Search
+	sc.Steps, sc.CheckEvery = 1<<30, 1<<30
+	run := s.StartGradient(tb, sc, 1)
+	defer run.Close()
+	run.Step()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		run.Step()
+	}
+	b.ReportMetric(float64(b.N*sc.Starts)/b.Elapsed().Seconds(), "start-steps/s")
+}
+
+// BenchmarkSearchStepDefault times one gradient-search step of the default
+// config on one task with 64 starts × 4 pairs (the browser's unit of work).
+func BenchmarkSearchStepDefault(b *testing.B) {
+	b.Run("workers=all", func(b *testing.B) { benchSearchStep(b, 0) })
+	b.Run("workers=1", func(b *testing.B) { benchSearchStep(b, 1) })
+}

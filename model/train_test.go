@@ -1,0 +1,173 @@
+// Tests of training: the loss falls, checkpoints resume bit for bit, the
+// step allocates nothing after warm-up; and benchmarks of one training step.
+
+package model
+
+import (
+	"bytes"
+	"math"
+	"testing"
+)
+
+// smallConfig is Tiny with a smaller batch, to keep -race runs short.
+func smallConfig() Config {
+	c := Tiny()
+	c.Train.Batch = 8
+	return c
+}
+
+func newTestTrainer(t testing.TB, b Backend, cfg Config, steps int, seed uint64) *Trainer {
+	t.Helper()
+	m, err := NewModel(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Init(seed)
+	tr, err := NewTrainer(m, SplitShiftL, steps, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestTrainLossFalls(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Train.LR = 1e-3
+	tr := newTestTrainer(t, NewCPU(0), cfg, 60, 1)
+	var first, last float64
+	for i := 0; i < 60; i++ {
+		st, err := tr.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.IsNaN(st.Loss) || st.Loss <= 0 {
+			t.Fatalf("step %d: loss %v", st.Step, st.Loss)
+		}
+		if i < 10 {
+			first += st.NLL / 10
+		}
+		if i >= 50 {
+			last += st.NLL / 10
+		}
+	}
+	t.Logf("mean NLL: steps 1-10 %.3f, steps 51-60 %.3f", first, last)
+	if !(last < 0.9*first) {
+		t.Errorf("NLL did not fall: %.3f → %.3f", first, last)
+	}
+}
+
+// TestResumeBitExact trains 6 steps straight and 3 + checkpoint + 3, and
+// expects identical losses and parameters, bit for bit.
+func TestResumeBitExact(t *testing.T) {
+	cfg := smallConfig()
+	b := NewCPU(2)
+	a := newTestTrainer(t, b, cfg, 6, 3)
+	var straight []float64
+	for i := 0; i < 6; i++ {
+		st, err := a.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		straight = append(straight, st.Loss, st.GradNorm)
+	}
+
+	c := newTestTrainer(t, b, cfg, 6, 3)
+	var resumed []float64
+	for i := 0; i < 3; i++ {
+		st, _ := c.TrainStep()
+		resumed = append(resumed, st.Loss, st.GradNorm)
+	}
+	ck, err := c.Checkpoint(Provenance{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := EncodeWeights(&buf, ck, DTypeF32); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := DecodeWeights(&buf, "ck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ResumeTrainer(NewCPU(1), wf, "ck") // another worker count: still bit-exact
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		st, _ := d.TrainStep()
+		resumed = append(resumed, st.Loss, st.GradNorm)
+	}
+	for i := range straight {
+		if math.Float64bits(straight[i]) != math.Float64bits(resumed[i]) {
+			t.Fatalf("value %d: straight %v, resumed %v", i, straight[i], resumed[i])
+		}
+	}
+	pa, pd := a.M.P.Export(true), d.M.P.Export(true)
+	for i := range pa {
+		for j := range pa[i].Data {
+			if math.Float32bits(pa[i].Data[j]) != math.Float32bits(pd[i].Data[j]) {
+				t.Fatalf("%s[%d]: straight %v, resumed %v", pa[i].Name, j, pa[i].Data[j], pd[i].Data[j])
+			}
+		}
+	}
+}
+
+func TestTrainStepAllocs(t *testing.T) {
+	for _, w := range []int{1, 2} {
+		tr := newTestTrainer(t, NewCPU(w), smallConfig(), 100, 0)
+		for i := 0; i < 2; i++ {
+			if _, err := tr.TrainStep(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := testing.AllocsPerRun(3, func() { _, _ = tr.TrainStep() }); n != 0 {
+			t.Errorf("workers=%d: TrainStep allocates %v times per step after warm-up", w, n)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{Tiny(), Default()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+	bad := Tiny()
+	bad.Heads = 3
+	bad.Train.LR = -1
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"heads = 3", "train.lr"} {
+		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if _, err := ParseConfig([]byte(`{"name":"x","bogus":1}`)); err == nil {
+		t.Error("unknown config field accepted")
+	}
+}
+
+func benchTrainStep(b *testing.B, workers int) {
+	cfg := Default()
+	tr := newTestTrainer(b, NewCPU(workers), cfg, 1000, 0)
+	if _, err := tr.TrainStep(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.TrainStep(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*cfg.Train.Batch*cfg.Train.Pairs)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkTrainStepDefault times one training step of the default config
+// (B = 128, m = 4, T = 12, K = 64) on all cores and on one.
+func BenchmarkTrainStepDefault(b *testing.B) {
+	b.Run("workers=all", func(b *testing.B) { benchTrainStep(b, 0) })
+	b.Run("workers=1", func(b *testing.B) { benchTrainStep(b, 1) })
+}

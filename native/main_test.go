@@ -1,0 +1,156 @@
+// End-to-end tests of the command line, run in-process: gen, train (with
+// interruption and --resume), eval and solve on the weights train wrote,
+// and bad input that must end in a one-line error, never a panic.
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line and returns exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errs := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("native %s: exit %d\n%s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func TestCLIEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	tasks := filepath.Join(dir, "tasks.jsonl")
+	mustRun(t, "gen", "--split", "shift-l", "--part", "ood", "--n", "3", "--seed", "7", "--out", tasks)
+
+	// Train 6 steps in one go, and 3 + stop + resume 3: same metrics, bit for bit.
+	a, c := filepath.Join(dir, "a"), filepath.Join(dir, "c")
+	common := []string{"train", "--split", "shift-l", "--config", "tiny", "--steps", "6", "--seed", "1",
+		"--batch", "4", "--log-every", "1", "--save-every", "2", "--quiet"}
+	mustRun(t, append(common, "--out", a)...)
+	mustRun(t, append(common, "--out", c, "--stop-after", "3")...)
+	if code, _, errs := runCLI(t, append(common, "--out", c)...); code == 0 || !strings.Contains(errs, "--resume") {
+		t.Fatalf("training into an existing run without --resume: exit %d, %q", code, errs)
+	}
+	mustRun(t, append(common, "--out", c, "--resume")...)
+	ma, _ := os.ReadFile(filepath.Join(a, metricsFile))
+	mc, _ := os.ReadFile(filepath.Join(c, metricsFile))
+	if got, want := lossesOf(t, mc), lossesOf(t, ma); !equalF(got, want) {
+		t.Fatalf("metrics after resume differ:\n%v\n%v", got, want)
+	}
+	if code, _, errs := runCLI(t, append(append([]string{}, common...), "--out", c, "--resume", "--steps", "7")...); code == 0 || !strings.Contains(errs, "6 steps") {
+		t.Fatalf("resume with another --steps: exit %d, %q", code, errs)
+	}
+
+	w := filepath.Join(a, weightsFile)
+	out := mustRun(t, "eval", "--weights", w, "--tasks", "2", "--starts", "2", "--search-steps", "2", "--json")
+	var rep map[string]map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		t.Fatalf("eval --json: %v\n%s", err, out)
+	}
+	rep = map[string]map[string]any{}
+	for _, k := range []string{"id", "ood"} {
+		var m map[string]any
+		if err := json.Unmarshal(raw[k], &m); err != nil {
+			t.Fatalf("eval --json: key %q: %v", k, err)
+		}
+		for _, f := range []string{"inductor", "prior", "gradient"} {
+			v, ok := m[f].(float64)
+			if !ok || v < 0 || v > 1 {
+				t.Errorf("eval --json: %s.%s = %v", k, f, m[f])
+			}
+		}
+		rep[k] = m
+	}
+	out = mustRun(t, "solve", "--weights", w, "--tasks", tasks, "--starts", "2", "--search-steps", "2", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("solve printed %d lines for 3 tasks:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		var s solved
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Pred) != 20 || len(s.Program) != 12 || s.Correct == nil {
+			t.Errorf("solve record incomplete: %s", l)
+		}
+	}
+	mustRun(t, "solve", "--weights", w, "--tasks", tasks, "--method", "inductor")
+}
+
+func lossesOf(t *testing.T, b []byte) []float64 {
+	var out []float64
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct {
+			Step int     `json:"step"`
+			Loss float64 `json:"loss"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("metrics line %q: %v", l, err)
+		}
+		out = append(out, float64(r.Step), r.Loss)
+	}
+	return out
+}
+
+func equalF(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCLIBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"id":"a","train":[{"input":[1,2],"output":[1,2]}],"test":[{"input":[1]}]}`+"\n"), 0o644)
+	corrupt := filepath.Join(dir, "corrupt.nliw.sz")
+	os.WriteFile(corrupt, []byte("not a weights file"), 0o644)
+	good := filepath.Join(dir, "good.jsonl")
+	mustRun(t, "gen", "--split", "shift-l", "--n", "1", "--out", good)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"train", "--bogus"}, "flag provided but not defined"},
+		{[]string{"train", "--split", "nope", "--steps", "1", "--out", dir}, "unknown split"},
+		{[]string{"train", "--split", "shift-l", "--steps", "0", "--out", dir}, "--steps"},
+		{[]string{"train", "--split", "shift-l", "--steps", "1", "--out", filepath.Join(dir, "x"), "--config", "huge"}, "not a preset"},
+		{[]string{"train", "--split", "shift-l", "--steps", "1", "--out", filepath.Join(dir, "y"), "--batch", "-3"}, "train.batch"},
+		{[]string{"gen", "--split", "shift-l", "--part", "test"}, "part"},
+		{[]string{"solve", "--weights", corrupt, "--tasks", good}, "corrupt.nliw.sz"},
+		{[]string{"solve", "--weights", corrupt, "--tasks", bad}, "bad.jsonl:1"},
+		{[]string{"eval", "--weights", filepath.Join(dir, "missing.nliw.sz")}, "missing.nliw.sz"},
+		{[]string{"train", "--split", "shift-l", "--steps", "1", "--out", filepath.Join(dir, "z"), "--device", "tpu"}, "--device"},
+	}
+	for _, c := range cases {
+		code, _, errs := runCLI(t, c.args...)
+		if code != 2 {
+			t.Errorf("native %v: exit %d, want 2 (stderr %q)", c.args, code, errs)
+		}
+		if !strings.Contains(errs, c.want) {
+			t.Errorf("native %v: stderr %q does not mention %q", c.args, errs, c.want)
+		}
+	}
+}
