@@ -157,12 +157,14 @@ type Backend interface {
 }
 
 // GumbelUniform is the counter-based uniform draw behind Backend.Gumbel:
-// a SplitMix64 finaliser of seed and index, whose top 24 bits give
-// u ∈ (0,1) with u = (k + 0.5)/2²⁴. Device kernels compute the same value.
-func GumbelUniform(seed uint64, i uint64) float32 {
+// a SplitMix64 finaliser of seed and index, whose top 24 bits k give
+// u = (k + 0.5)/2²⁴ ∈ (0,1), exactly, in float64 (in float32 the largest
+// value would round to 1 and its noise to +Inf). Device kernels compute the
+// same value.
+func GumbelUniform(seed uint64, i uint64) float64 {
 	z := seed + (i+1)*0x9E3779B97F4A7C15
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
 	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
 	z ^= z >> 31
-	return (float32(z>>40) + 0.5) / (1 << 24)
+	return (float64(z>>40) + 0.5) / (1 << 24)
 }

@@ -866,7 +866,7 @@ func (c *CPU) Transpose01(out, inp *Tensor, A, B, C int, acc bool) {
 func (c *CPU) Gumbel(dst *Tensor, seed uint64) {
 	ds := dst.F32()
 	for i := range ds {
-		u := float64(GumbelUniform(seed, uint64(i)))
+		u := GumbelUniform(seed, uint64(i))
 		ds[i] = float32(-math.Log(-math.Log(u)))
 	}
 }

@@ -62,53 +62,56 @@ func (j *gemmPackJob) run(_, lo, hi int) {
 
 // packB packs strip s (columns jc+s·NR … +NR) of op(B)[pc:pc+kc, :] into
 // bpack[s·kc·NR:], element (p, jj) at p·NR+jj; columns past the block are 0.
+// Both layouts read B along its rows (unit stride).
 func (g *gemmJob) packB(s int) {
 	kc := g.kc
 	dst := g.bpack[s*kc*gemmNR : (s+1)*kc*gemmNR]
-	end := g.jc + g.nc
-	for jj := range gemmNR {
-		j := g.jc + s*gemmNR + jj
-		switch {
-		case j >= end:
-			for p := range kc {
-				dst[p*gemmNR+jj] = 0
-			}
-		case g.transB: // B is (N,K): column j of op(B) is row j of B
-			src := g.b[j*g.K+g.pc : j*g.K+g.pc+kc]
+	j0 := g.jc + s*gemmNR
+	nr := min(gemmNR, g.jc+g.nc-j0)
+	if nr < gemmNR {
+		clear(dst)
+	}
+	if g.transB { // B is (N,K): column j of op(B) is row j of B
+		for jj := range nr {
+			src := g.b[(j0+jj)*g.K+g.pc:][:kc]
 			for p, v := range src {
 				dst[p*gemmNR+jj] = v
 			}
-		default: // B is (K,N)
-			src := g.b[g.pc*g.N+j:]
-			for p := range kc {
-				dst[p*gemmNR+jj] = src[p*g.N]
-			}
+		}
+		return
+	}
+	for p := range kc { // B is (K,N): the strip is nr adjacent elements of row pc+p
+		src := g.b[(g.pc+p)*g.N+j0:][:nr]
+		d := dst[p*gemmNR:][:nr]
+		for jj, v := range src {
+			d[jj] = v
 		}
 	}
 }
 
 // packA packs rows i0 … i0+MR of op(A)[:, pc:pc+kc] into dst, element
-// (p, ii) at p·MR+ii; rows past M are 0.
+// (p, ii) at p·MR+ii; rows past M are 0. Both layouts read A along its rows.
 func (g *gemmJob) packA(dst []float32, i0 int) {
 	kc := g.kc
 	dst = dst[:kc*gemmMR]
-	for ii := range gemmMR {
-		i := i0 + ii
-		switch {
-		case i >= g.M:
-			for p := range kc {
-				dst[p*gemmMR+ii] = 0
+	mr := min(gemmMR, g.M-i0)
+	if mr < gemmMR {
+		clear(dst)
+	}
+	if g.transA { // A is (K,M): the tile is mr adjacent elements of row pc+p
+		for p := range kc {
+			src := g.a[(g.pc+p)*g.M+i0:][:mr]
+			d := dst[p*gemmMR:][:mr]
+			for ii, v := range src {
+				d[ii] = v
 			}
-		case g.transA: // A is (K,M): row i of op(A) is column i of A
-			src := g.a[g.pc*g.M+i:]
-			for p := range kc {
-				dst[p*gemmMR+ii] = src[p*g.M]
-			}
-		default: // A is (M,K)
-			src := g.a[i*g.K+g.pc : i*g.K+g.pc+kc]
-			for p, v := range src {
-				dst[p*gemmMR+ii] = v
-			}
+		}
+		return
+	}
+	for ii := range mr { // A is (M,K): row i0+ii of A
+		src := g.a[(i0+ii)*g.K+g.pc:][:kc]
+		for p, v := range src {
+			dst[p*gemmMR+ii] = v
 		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ---------------------------------------------------------------------------
@@ -372,7 +374,7 @@ func softmax64(l, noise []float64, tau float64, N, K int) []float64 {
 func TestGradGemm(t *testing.T) {
 	h := newHarness(t, 2, 1)
 	type shape struct{ M, N, K int }
-	for _, s := range []shape{{3, 5, 7}, {1, 1, 1}, {4, 1, 3}, {1, 6, 2}, {9, 8, 300}} {
+	for _, s := range []shape{{3, 5, 7}, {1, 1, 1}, {4, 1, 3}, {1, 6, 2}, {5, 4, 260}} {
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
 				for _, ab := range [][2]float32{{1, 0}, {0.7, 1}, {-1.3, 0.4}} {
@@ -415,7 +417,7 @@ func TestGradGemm(t *testing.T) {
 							}
 							c.Axpy(g[2], beta, dC)
 						},
-						// K = 300 sums 300 float32 products.
+						// K = 260 sums 260 float32 products.
 						fatol: 1e-5 * math.Sqrt(float64(K)), atol: 1e-4 * math.Sqrt(float64(K)),
 					})
 				}
@@ -509,7 +511,7 @@ func TestGradAttention(t *testing.T) {
 
 func TestGradGELU(t *testing.T) {
 	h := newHarness(t, 2, 5)
-	for _, n := range []int{1, 7, 5000} {
+	for _, n := range []int{1, 7, 2100} {
 		x := h.vals(n, -4, 4)
 		runGrad(t, h, gradCase{
 			name: fmt.Sprintf("GELU n%d", n),
@@ -655,7 +657,7 @@ func TestGradTranspose01(t *testing.T) {
 
 func TestGradSoftmax(t *testing.T) {
 	h := newHarness(t, 2, 10)
-	for _, s := range [][2]int{{3, 7}, {1, 1}, {4, 1}, {1, 5}, {40, 64}} {
+	for _, s := range [][2]int{{3, 7}, {1, 1}, {4, 1}, {1, 5}, {9, 64}} {
 		for _, noisy := range []bool{false, true} {
 			for _, tau := range []float32{1, 0.37, 2.5} {
 				N, K := s[0], s[1]
@@ -925,7 +927,7 @@ func TestOpGumbel(t *testing.T) {
 		if a.F32[i] == d.F32[i] {
 			same++
 		}
-		u := float64(GumbelUniform(42, uint64(i)))
+		u := GumbelUniform(42, uint64(i))
 		if want := float32(-math.Log(-math.Log(u))); a.F32[i] != want {
 			t.Fatalf("Gumbel[%d] = %v, want %v", i, a.F32[i], want)
 		}
@@ -1202,6 +1204,27 @@ func TestCPUWorkers(t *testing.T) {
 	}
 }
 
+// TestCPUWorkersStop checks that a CPU's helper goroutines end once the CPU
+// is garbage collected, even after it ran parallel ops.
+func TestCPUWorkersStop(t *testing.T) {
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	for range 4 {
+		c := NewCPU(4)
+		x := NewView(c.Alloc(64*64), 0, 64*64)
+		c.Gemm(x, x, x, false, true, 64, 64, 64, 1, 0)
+		c.GELU(x, x)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before creating 4 CPUs of 4 workers", runtime.NumGoroutine(), before)
+		}
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestCPUAllocs(t *testing.T) {
 	for _, workers := range []int{1, 2} {
 		c := NewCPU(workers)
@@ -1308,5 +1331,25 @@ func BenchmarkGemm(b *testing.B) {
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// TestGumbelFinite is the regression test for noise of +Inf: the largest
+// counter value once rounded to u = 1 in float32.
+func TestGumbelFinite(t *testing.T) {
+	// The largest counter value must give finite noise.
+	u := (float64(1<<24-1) + 0.5) / (1 << 24)
+	if g := float32(-math.Log(-math.Log(u))); !(u < 1) || math.IsInf(float64(g), 0) {
+		t.Fatalf("largest u = %v gives noise %v", u, g)
+	}
+	b := NewCPU(1)
+	g := NewView(b.Alloc(1<<20), 0, 1<<20)
+	for seed := uint64(0); seed < 4; seed++ {
+		b.Gumbel(g, seed)
+		for i, v := range g.F32() {
+			if math.IsInf(float64(v), 0) || math.IsNaN(float64(v)) {
+				t.Fatalf("seed %d: noise[%d] = %v", seed, i, v)
+			}
+		}
 	}
 }

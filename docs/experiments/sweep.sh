@@ -13,7 +13,8 @@
 #   TIMEOUT=570      wall-clock limit of one run, seconds (timeout -k 10)
 #   DEADLINE=585     wall-clock limit of the whole sweep: a run gets at most what is left, and a
 #                    run that would get less than MIN_RUN=120 seconds is not started
-#   PY=python3       interpreter;  EXTRA=""  flags appended to every run
+#   PY=python3       interpreter of the runs (SUMPY=python3 writes the table)
+#   EXTRA=""         flags appended to every run (e.g. EXTRA="--seed 1")
 #   PRUNE=1          at the end move $OUT/runs to $RUNS_KEEP (default /tmp/nli_sweep_runs) so
 #                    that $OUT holds only summary.txt and all_logs.txt (the device machine brings
 #                    back at most 8 files from $OUT); PRUNE=0 leaves them
@@ -22,10 +23,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CFG=${1:?usage: sweep.sh CONFIGS.txt [FIRST-LAST]}
 RANGE=${2:-}
 OUT=${OUT:-$PWD/out}; P=${P:-8}; TIMEOUT=${TIMEOUT:-570}; DEADLINE=${DEADLINE:-585}; MIN_RUN=${MIN_RUN:-120}
-PY=${PY:-python3}; EXTRA=${EXTRA:-}; PRUNE=${PRUNE:-1}; RUNS_KEEP=${RUNS_KEEP:-/tmp/nli_sweep_runs}
+PY=${PY:-python3}; SUMPY=${SUMPY:-python3}; EXTRA=${EXTRA:-}; PRUNE=${PRUNE:-1}; RUNS_KEEP=${RUNS_KEEP:-/tmp/nli_sweep_runs}
 RUNS=$OUT/runs
 mkdir -p "$RUNS"
 export PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # P processes share the CPU cores
 START=$(date +%s)
 FIRST=1; LAST=1000000
 if [ -n "$RANGE" ]; then FIRST=${RANGE%-*}; LAST=${RANGE#*-}; fi
@@ -39,11 +41,12 @@ while IFS= read -r raw || [ -n "$raw" ]; do
   if [[ $line == @common* ]]; then common=${line#@common}; continue; fi
   n=$((n + 1))
   (( n < FIRST || n > LAST )) && continue
-  # NAME: NN_ + the flags, '--flag value' -> 'flag=value', '--split x' -> 'x'
-  short=$(echo "$line" | sed -E 's/--split[[:space:]]+([^[:space:]]+)/\1/; s/--([A-Za-z0-9_]+)[[:space:]]+([^-[:space:]][^[:space:]]*)/\1=\2/g; s/--//g; s/[[:space:]]+/_/g; s/[^A-Za-z0-9._=-]//g' | cut -c1-90)
+  # NAME: NN_ + the flags, '--flag value' -> 'flag-value', '--split x' -> 'x' (letters, digits, . _ - only)
+  short=$(echo "$line" | sed -E 's/--split[[:space:]]+([^[:space:]]+)/\1/; s/--([A-Za-z0-9_]+)[[:space:]]+([^-[:space:]][^[:space:]]*)/\1-\2/g; s/--//g; s/[[:space:]]+/_/g; s/[^A-Za-z0-9._-]//g' | cut -c1-90)
   names+=("$(printf '%02d_%s' "$n" "$short")")
   lines+=("$common $line")
 done < "$CFG"
+for i in "${!names[@]}"; do printf '%s\t%s\n' "${names[$i]}" "${lines[$i]}"; done > "$RUNS/index.tsv"
 echo "sweep: ${#names[@]} runs, P=$P, TIMEOUT=$TIMEOUT, DEADLINE=$DEADLINE, OUT=$OUT"
 
 MON=""
@@ -74,16 +77,21 @@ wait
 echo "sweep done in $(( $(date +%s) - START ))s"
 
 # summary table
-"$PY" - "$RUNS" "$OUT/summary.txt" "${names[@]}" <<'EOF'
-import json, sys
+SWEEP_COMMON="$common" "$SUMPY" - "$RUNS" "$OUT/summary.txt" "${names[@]}" <<'EOF'
+import json, os, sys
 runs, dest, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+common = " ".join(os.environ.get("SWEEP_COMMON", "").split())
+cfg = dict(l.rstrip("\n").split("\t", 1) for l in open(f"{runs}/index.tsv") if "\t" in l)
+def own(flags):   # the run's own flags: without --name and the @common prefix
+    fl = " ".join((flags or "").split(" --name ")[0].split())
+    return fl[len(common):].strip() if common and fl.startswith(common) else fl
 def f(v, w=5):
     if v is None: return "-".rjust(w)
     if isinstance(v, float): return f"{v:{w}.2f}" if abs(v) >= 10 else f"{v:{w}.3f}"
     return str(v).rjust(w)
 hdr = (f"{'run':<44} {'rc':>4} {'steps':>6} {'sps':>6} {'nll':>6} {'nllmin':>6} {'sym':>4} {'prg':>4} "
        f"{'MI':>5}/{'max':<5} {'hacc':>5} {'IDind':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  flags")
-out = [hdr]
+out = ([f"common flags: {common}"] if common else []) + [hdr]
 for nm in names:
     S, T, rc = {}, {}, "?"
     try:
@@ -105,7 +113,7 @@ for nm in names:
     out.append(f"{nm[:44]:<44} {rcs:>4} {f(steps,6)} {f(g('sps'),6)} {f(nll,6)} {f(S.get('nll_min'),6)} "
                f"{f(g('sym_total'),4)} {f(g('n_prog'),4)} {f(g('mi'),5)}/{f(g('mi_max'),5):<5} {f(g('hard_acc'),5)} "
                f"{f(S.get('id_inductor'),5)} {f(S.get('ood_inductor'),6)} {f(S.get('ood_prior'),6)} {f(S.get('ood_gradient'),6)}  "
-               f"{(S.get('flags') or '').split(' --name ')[0].strip()}")
+               f"{own(S.get('flags') or cfg.get(nm, ''))}")
 open(dest, "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 EOF
