@@ -370,6 +370,7 @@ def train(model, a, device, log_every):
         logging = step % log_every == 0 or step == a.steps - 1 or stop
         if logging:
             gns = dict(gn_enc=round(gnorm(enc), 4), gn_head=round(gnorm(head), 4), gn_exe=round(gnorm(rest), 4))
+            diag = diagnostics(model, x, y, idx, logits, e, te, a.split)   # the model of this step, before its update
         if a.clip_mode == "group":                                   # clip inductor encoder, head, interpreter apart
             gn = torch.stack([torch.nn.utils.clip_grad_norm_(ps, a.clip) for ps in (enc, head, rest)]).norm()
         else:
@@ -384,7 +385,7 @@ def train(model, a, device, log_every):
                        reg=round(reg.item(), 2), gn=round(gn.item(), 3), **gns,
                        te=round(te, 3), td=round(td, 3), lr=round(a.lr * lrf, 6), lam=round(lw, 5),
                        s=round(time.time() - t0, 1), sps=round(step / max(1e-9, time.time() - t0), 2))
-            rec.update(diagnostics(model, x, y, idx, logits, e, te, a.split))
+            rec.update(diag)
             print(json.dumps(rec), flush=True)
             st["last"] = rec
             st["nll_win"].append(rec["nll_avg"])

@@ -27,7 +27,7 @@ PY=${PY:-python3}; SUMPY=${SUMPY:-python3}; EXTRA=${EXTRA:-}; PRUNE=${PRUNE:-1};
 RUNS=$OUT/runs
 mkdir -p "$RUNS"
 export PYTHONUNBUFFERED=1
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}   # P processes share the CPU cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}   # P processes share the CPU cores (tiny CPU ops)
 START=$(date +%s)
 FIRST=1; LAST=1000000
 if [ -n "$RANGE" ]; then FIRST=${RANGE%-*}; LAST=${RANGE#*-}; fi
@@ -60,7 +60,7 @@ for i in "${!names[@]}"; do
   name=${names[$i]}; args=${lines[$i]}
   left=$(( DEADLINE - ($(date +%s) - START) ))
   if (( left < MIN_RUN )); then
-    echo "{\"kind\": \"exit\", \"rc\": \"not started\", \"left_s\": $left}" > "$RUNS/$name.log"
+    echo "{\"kind\": \"exit\", \"rc\": \"skip\", \"left_s\": $left}" > "$RUNS/$name.log"
     echo "skip  $name (only ${left}s left)"; continue
   fi
   lim=$(( TIMEOUT < left ? TIMEOUT : left ))
