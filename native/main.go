@@ -30,6 +30,7 @@ commands:
   eval    Table-1 row of a weights file     (native eval -h)
   gen     write a task file (JSONL)         (native gen -h)
   solve   answer every task of a file       (native solve -h)
+  convert PyTorch-reference bundle → .nliw.sz (native convert -h)
 `
 
 func main() {
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdGen(args[1:], stdout, stderr)
 	case "solve":
 		err = cmdSolve(args[1:], stdout, stderr)
+	case "convert":
+		err = cmdConvert(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

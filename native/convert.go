@@ -1,0 +1,108 @@
+// native convert: turns a raw weights bundle exported from the PyTorch
+// reference (docs/experiments/export_torch.py: weights.json + weights.bin)
+// into a .nliw.sz weights file, checking every name and shape against the
+// config.
+
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nli-go/nli/model"
+)
+
+// bundleMeta is the manifest export_torch.py writes.
+type bundleMeta struct {
+	Source  string `json:"source"`
+	Torch   string `json:"torch"`
+	Split   string `json:"split"`
+	Steps   int    `json:"steps"`
+	Seed    uint64 `json:"seed"`
+	Command string `json:"command"`
+	Tensors []struct {
+		Name   string `json:"name"`
+		Shape  []int  `json:"shape"`
+		Offset int    `json:"offset"`
+	} `json:"tensors"`
+}
+
+func cmdConvert(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("convert", stderr)
+	dir := fs.String("bundle", "", "folder with weights.json and weights.bin (required)")
+	cfgName := fs.String("config", "default", "config preset or JSON file the weights belong to")
+	out := fs.String("out", "", "output .nliw.sz file (required)")
+	f16 := fs.Bool("f16", false, "store float16 on disk")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" || *out == "" {
+		return fmt.Errorf("--bundle and --out are required")
+	}
+	cfg, err := loadConfig(*cfgName)
+	if err != nil {
+		return err
+	}
+	mpath := filepath.Join(*dir, "weights.json")
+	mb, err := os.ReadFile(mpath)
+	if err != nil {
+		return err
+	}
+	var meta bundleMeta
+	if err := json.Unmarshal(mb, &meta); err != nil {
+		return fmt.Errorf("%s: %w", mpath, err)
+	}
+	bpath := filepath.Join(*dir, "weights.bin")
+	raw, err := os.ReadFile(bpath)
+	if err != nil {
+		return err
+	}
+	var ts []model.NamedTensor
+	for _, e := range meta.Tensors {
+		n := 1
+		for _, d := range e.Shape {
+			if d <= 0 || d > 1<<24 {
+				return fmt.Errorf("%s: tensor %q: bad shape %v", mpath, e.Name, e.Shape)
+			}
+			n *= d
+		}
+		if e.Offset < 0 || 4*(e.Offset+n) > len(raw) {
+			return fmt.Errorf("%s: tensor %q lies outside %s (%d bytes)", mpath, e.Name, bpath, len(raw))
+		}
+		d := make([]float32, n)
+		for i := range d {
+			d[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(e.Offset+i):]))
+		}
+		ts = append(ts, model.NamedTensor{Name: e.Name, Shape: e.Shape, Data: d})
+	}
+	m, err := model.NewModel(model.NewCPU(1), cfg)
+	if err != nil {
+		return err
+	}
+	if err := m.P.Import(ts, false, mpath); err != nil {
+		return err
+	}
+	wf, err := m.Weights(model.Provenance{
+		Split: meta.Split, Steps: meta.Steps, Seed: meta.Seed, GitCommit: gitCommit(),
+		Created: time.Now().UTC().Format(time.RFC3339),
+		Command: fmt.Sprintf("%s (trained by %s, torch %s); converted by native convert", meta.Command, meta.Source, meta.Torch),
+	})
+	if err != nil {
+		return err
+	}
+	dt := model.DTypeF32
+	if *f16 {
+		dt = model.DTypeF16
+	}
+	if err := model.WriteWeightsFile(*out, wf, dt); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d tensors, %s)\n", *out, len(ts), dt)
+	return nil
+}
