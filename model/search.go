@@ -148,32 +148,60 @@ func repeatInts(src []int32, n, S, per int) []int32 {
 	return out
 }
 
+// scratch holds host buffers reused between hard checks, so that a search
+// step with a check allocates nothing once the buffers have grown.
+type scratch struct {
+	lh, eh, logits []float32
+	counts         []int
+	ll             []float64
+	ids            []int
+}
+
+func growF32(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
 // scoreHard executes hard programs z (n·S, T, K) on the specification
-// (repeated per start) and returns per-start exact-pair counts and hard log-likelihoods.
-func (s *Searcher) scoreHard(tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor) (counts []int, ll []float64) {
+// (repeated per start) and returns per-start exact-pair counts and hard
+// log-likelihoods, in buffers owned by sc.
+func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor) (counts []int, ll []float64) {
 	tp, cfg := s.tp, s.M.Cfg
 	R := tb.N * S * tb.M
 	zr := tp.RepeatRows(z, tb.M)
 	pi := s.M.Execute(tp, xr, zr, 1, nil, true)
 	lt, et := tp.New(false, R), tp.New(false, R)
 	s.M.B.SeqScore(lt, et, pi, yr, R, cfg.L, cfg.V)
-	lh, eh := make([]float32, R), make([]float32, R)
-	s.M.B.Download(lh, lt)
-	s.M.B.Download(eh, et)
-	counts, ll = make([]int, tb.N*S), make([]float64, tb.N*S)
+	sc.lh, sc.eh = growF32(sc.lh, R), growF32(sc.eh, R)
+	s.M.B.Download(sc.lh, lt)
+	s.M.B.Download(sc.eh, et)
+	if cap(sc.counts) < tb.N*S {
+		sc.counts, sc.ll = make([]int, tb.N*S), make([]float64, tb.N*S)
+	}
+	counts, ll = sc.counts[:tb.N*S], sc.ll[:tb.N*S]
+	for i := range counts {
+		counts[i], ll[i] = 0, 0
+	}
 	for r := 0; r < R; r++ {
-		counts[r/tb.M] += int(eh[r])
-		ll[r/tb.M] += float64(lh[r])
+		counts[r/tb.M] += int(sc.eh[r])
+		ll[r/tb.M] += float64(sc.lh[r])
 	}
 	return counts, ll
 }
 
-// symbols downloads (rows, T, K) logits and returns the argmax ids (rows, T).
-func (s *Searcher) symbols(logits *Tensor) []int {
+// symbols downloads (rows, T, K) logits and returns the argmax ids (rows,
+// T) in sc's buffer (callers copy what they keep).
+func (s *Searcher) symbols(sc *scratch, logits *Tensor) []int {
 	K := s.M.Cfg.K
-	h := make([]float32, logits.Len())
+	sc.logits = growF32(sc.logits, logits.Len())
+	h := sc.logits
 	s.M.B.Download(h, logits)
-	ids := make([]int, len(h)/K)
+	if cap(sc.ids) < len(h)/K {
+		sc.ids = make([]int, len(h)/K)
+	}
+	ids := sc.ids[:len(h)/K]
 	for r := range ids {
 		best := 0
 		for k := 1; k < K; k++ {
@@ -253,11 +281,12 @@ func (s *Searcher) Induce(tb *TaskBatch) []Result {
 	tp.NoGrad = true
 	tp.Reset()
 	logits := s.M.Head(tp, s.pooled(tb)) // (n, T, K)
-	ids := s.symbols(logits)
+	var sc scratch
+	ids := s.symbols(&sc, logits)
 	z := tp.ArgmaxOneHot(logits)
 	xr := s.upInt(tb.XS, tb.N*tb.M, cfg.L)
 	yr := s.upInt(tb.YS, tb.N*tb.M, cfg.L)
-	counts, ll := s.scoreHard(tb, 1, z, xr, yr)
+	counts, ll := s.scoreHard(&sc, tb, 1, z, xr, yr)
 	res := make([]Result, tb.N)
 	for i := range res {
 		res[i] = Result{Program: ids[i*cfg.T : (i+1)*cfg.T], SpecPairs: counts[i], LogLik: ll[i], SolvedAt: -1}
@@ -280,11 +309,12 @@ func (s *Searcher) Prior(tb *TaskBatch, S int, seed uint64) []Result {
 	g := tp.New(false, logits.Shape()...)
 	s.M.B.Gumbel(g, seed)
 	noisy := tp.Add(logits, g)
-	ids := s.symbols(noisy)
+	var sc scratch
+	ids := s.symbols(&sc, noisy)
 	z := tp.ArgmaxOneHot(noisy)
 	xr := s.upInt(repeatInts(tb.XS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
 	yr := s.upInt(repeatInts(tb.YS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
-	counts, ll := s.scoreHard(tb, S, z, xr, yr)
+	counts, ll := s.scoreHard(&sc, tb, S, z, xr, yr)
 	res := make([]Result, tb.N)
 	for i := range res {
 		best := i * S
@@ -343,6 +373,7 @@ type GradientRun struct {
 	llH      []float32
 	restore  func()
 	finished bool
+	buf      scratch
 }
 
 // StartGradient prepares a gradient search; see Gradient.
@@ -429,8 +460,8 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 		for k := 0; k < R; k++ {
 			r.softLL[k/pairs] += float64(r.llH[k])
 		}
-		ids := s.symbols(logits)
-		counts, _ := s.scoreHard(tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr)
+		ids := s.symbols(&r.buf, logits)
+		counts, _ := s.scoreHard(&r.buf, tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr)
 		for i := 0; i < n; i++ {
 			bi := &r.best[i]
 			for j := i * S; j < (i+1)*S; j++ {

@@ -145,3 +145,20 @@ func BenchmarkSearchStepDefault(b *testing.B) {
 	b.Run("workers=all", func(b *testing.B) { benchSearchStep(b, 0) })
 	b.Run("workers=1", func(b *testing.B) { benchSearchStep(b, 1) })
 }
+
+// TestSearchCheckStepAllocs checks that a step with a hard check (every
+// step here) allocates nothing either, once its buffers have grown.
+func TestSearchCheckStepAllocs(t *testing.T) {
+	cfg := Tiny()
+	s := NewSearcher(randomModel(t, NewCPU(1), cfg, 5))
+	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 8, 1000, 1
+	run := s.StartGradient(tb, sc, 1)
+	defer run.Close()
+	run.Step()
+	run.Step()
+	if n := testing.AllocsPerRun(3, func() { run.Step() }); n != 0 {
+		t.Errorf("a search step with a hard check allocates %v times after warm-up", n)
+	}
+}

@@ -42,8 +42,9 @@ type node struct {
 // restarting from the beginning on reset.
 type arena struct {
 	chunks []*Memory
-	ci     int // current chunk
-	used   int // elements used in the current chunk
+	ci     int  // current chunk
+	used   int  // elements used in the current chunk
+	ints   bool // int32 chunks (AllocInt) rather than float32
 }
 
 const arenaChunk = 1 << 20
@@ -61,7 +62,11 @@ func (a *arena) take(b Backend, n int) (*Memory, int) {
 			a.used = 0
 			continue
 		}
-		a.chunks = append(a.chunks, b.Alloc(max(n, arenaChunk)))
+		if a.ints {
+			a.chunks = append(a.chunks, b.AllocInt(max(n, arenaChunk/16)))
+		} else {
+			a.chunks = append(a.chunks, b.Alloc(max(n, arenaChunk)))
+		}
 	}
 }
 
@@ -94,7 +99,7 @@ type Tape struct {
 }
 
 // NewTape returns an empty tape on backend b.
-func NewTape(b Backend) *Tape { return &Tape{B: b} }
+func NewTape(b Backend) *Tape { return &Tape{B: b, iact: arena{ints: true}} }
 
 // Reset forgets the recorded ops and recycles all activation memory.
 // Tensors returned before the reset must no longer be used.
@@ -149,28 +154,10 @@ func (tp *Tape) NewInt(shape ...int) *Tensor {
 	for _, d := range shape {
 		n *= d
 	}
-	mem, off := tp.takeInt(n)
+	mem, off := tp.iact.take(tp.B, n)
 	t := tp.tensor()
 	t.set(mem, off, shape...)
 	return t
-}
-
-func (tp *Tape) takeInt(n int) (*Memory, int) {
-	a := &tp.iact
-	for {
-		if a.ci < len(a.chunks) {
-			c := a.chunks[a.ci]
-			if a.used+n <= c.Len {
-				off := a.used
-				a.used += n
-				return c, off
-			}
-			a.ci++
-			a.used = 0
-			continue
-		}
-		a.chunks = append(a.chunks, tp.B.AllocInt(max(n, 1<<16)))
-	}
 }
 
 // View returns a view of t's elements [off, off+prod(shape)) with the given
