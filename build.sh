@@ -10,9 +10,9 @@ usage: ./build.sh <command>
   test      every test: gofmt, go vet, go test -race, the wasm build of model/
   native    the CUDA-enabled native binary (bin/native; needs CUDA_HOME)
   kernels   regenerate kernels/*.ptx from kernels/*.cu (needs nvcc)
-  wasm      the WebAssembly module
-  site      the static site with the shipped weights
-  serve     build the site and serve it (--addr HOST:PORT)
+  wasm      the WebAssembly module (bin/wasm/nli.wasm)
+  site      the static site with the shipped weights (--out DIR, default bin/site)
+  serve     build the site and serve it (--addr HOST:PORT, default 127.0.0.1:8080)
 TXT
 }
 
@@ -33,8 +33,181 @@ cmd_test() {
   go vet ./...
   echo "== wasm build of model/"
   GOOS=js GOARCH=wasm go build ./model/...
+  echo "== go vet (js/wasm)"
+  GOOS=js GOARCH=wasm go vet ./wasm/
+  echo "== go test (js/wasm, under node)"
+  need_node
+  GOOS=js GOARCH=wasm go test -count=1 -timeout 20m -exec="$(go env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/
+  echo "== site for the browser test"
+  ensure_chromium
+  cmd_site --out bin/site-test >/dev/null
   echo "== go test -race"
-  go test -race -count=1 -timeout 30m ./...
+  NLI_SITE_DIR="$PWD/bin/site-test" go test -race -count=1 -timeout 30m ./...
+}
+
+need_node() {
+  if ! command -v node >/dev/null 2>&1; then
+    echo "build.sh: node is not installed (the js/wasm tests run under node: apt-get install nodejs)" >&2
+    exit 1
+  fi
+}
+
+# ensure_chromium installs Debian's chromium for the browser test when it is
+# missing and we can (root with apt-get); otherwise the test skips and says why.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+      echo "build.sh: could not install chromium; the browser test will skip" >&2
+  else
+    echo "build.sh: chromium is missing and we are not root; the browser test will skip" >&2
+  fi
+}
+
+# cmd_wasm builds the WebAssembly module into DIR (default bin/wasm) as
+# nli.wasm, with the toolchain's wasm_exec.js beside it.
+cmd_wasm() {
+  need_go
+  local out=bin/wasm
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --out) out="$2"; shift 2 ;;
+      *) echo "build.sh wasm: unknown flag $1" >&2; exit 2 ;;
+    esac
+  done
+  mkdir -p "$out"
+  GOOS=js GOARCH=wasm go build -trimpath -ldflags="-s -w" -o "$out/nli.wasm" ./wasm
+  cp "$(go env GOROOT)/lib/wasm/wasm_exec.js" "$out/wasm_exec.js"
+  echo "$out/nli.wasm ($(wc -c <"$out/nli.wasm") bytes)"
+}
+
+# sha256_of prints the hex SHA-256 of a file.
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# cmd_site assembles the static site into DIR (default bin/site): the sources
+# of site/, the module under a content-hashed name (plus a .gz sibling), the
+# toolchain's wasm_exec.js, every weights/*.nliw.sz under a content-hashed
+# name, and manifest.json naming them. Hashed names are cached for a year.
+cmd_site() {
+  need_go
+  local out=bin/site
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --out) out="$2"; shift 2 ;;
+      *) echo "build.sh site: unknown flag $1" >&2; exit 2 ;;
+    esac
+  done
+  local tmp
+  tmp=$(mktemp -d)
+  cmd_wasm --out "$tmp" >/dev/null
+  rm -rf "$out"
+  mkdir -p "$out/weights"
+  cp site/index.html site/style.css site/*.js "$out/"
+  cp "$tmp/wasm_exec.js" "$out/wasm_exec.js"
+  local wh wasm
+  wh=$(sha256_of "$tmp/nli.wasm")
+  wasm="nli.${wh:0:12}.wasm"
+  cp "$tmp/nli.wasm" "$out/$wasm"
+  gzip -9 -n -c "$out/$wasm" >"$out/$wasm.gz"
+  rm -rf "$tmp"
+  local models="" f id h file
+  for f in weights/*.nliw.sz; do
+    [ -e "$f" ] || continue
+    id=$(basename "$f" .nliw.sz)
+    h=$(sha256_of "$f")
+    file="weights/$id.${h:0:12}.nliw.sz"
+    cp "$f" "$out/$file"
+    [ -n "$models" ] && models="$models,"
+    models="$models
+    {\"id\": \"$id\", \"split\": \"$id\", \"file\": \"$file\", \"bytes\": $(wc -c <"$f"), \"sha256\": \"$h\"}"
+  done
+  cat >"$out/manifest.json" <<JSON
+{
+  "wasm": "$wasm",
+  "wasmBytes": $(wc -c <"$out/$wasm"),
+  "wasmGzipBytes": $(wc -c <"$out/$wasm.gz"),
+  "go": "$(go env GOVERSION)",
+  "models": [$models
+  ]
+}
+JSON
+  echo "site in $out: $(du -sb "$out" | cut -f1) bytes"
+}
+
+# cmd_serve builds the site and serves it until Ctrl-C.
+cmd_serve() {
+  local addr=127.0.0.1:8080
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --addr) addr="$2"; shift 2 ;;
+      --addr=*) addr="${1#--addr=}"; shift ;;
+      *) echo "build.sh serve: unknown flag $1" >&2; exit 2 ;;
+    esac
+  done
+  cmd_site --out bin/site
+  go build -o bin/serve ./serve
+  exec bin/serve --addr "$addr" --dir bin/site
+}
+
+# cuda_home prints the absolute CUDA_HOME (default /usr/local/cuda), or fails
+# naming CUDA_HOME when its include/cuda.h is missing.
+cuda_home() {
+  local cuda="${CUDA_HOME:-/usr/local/cuda}"
+  if [ ! -f "$cuda/include/cuda.h" ]; then
+    echo "build.sh $1: $cuda/include/cuda.h not found: set CUDA_HOME to a CUDA install (the folder holding include/ and lib64/; default /usr/local/cuda). Without CUDA, copy include/ and lib64/stubs/ of a CUDA 13 install into an ignored folder such as .cuda/ and run CUDA_HOME=.cuda ./build.sh $1 (docs/CUDA.md)" >&2
+    exit 1
+  fi
+  (cd "$cuda" && pwd)
+}
+
+# cmd_native builds bin/native and the CUDA test binary bin/cuda.test with the
+# cuda tag, linking against $CUDA_HOME's libraries (the stubs suffice: the
+# binaries find the real libcuda and libcublas where they run).
+cmd_native() {
+  need_go
+  local cuda
+  cuda=$(cuda_home native)
+  export CGO_ENABLED=1
+  export CGO_CFLAGS="-I$PWD/kernels/compat -I$cuda/include ${CGO_CFLAGS:-}"
+  export CGO_LDFLAGS="-L$cuda/lib64/stubs -L$cuda/lib64 ${CGO_LDFLAGS:-}"
+  mkdir -p bin
+  echo "== go vet -tags cuda (CUDA_HOME=$cuda)"
+  # unsafeptr is off: device pointers are integers that cuBLAS takes as pointers.
+  go vet -tags cuda -unsafeptr=false ./native/... ./kernels/...
+  echo "== bin/native"
+  go build -tags cuda -o bin/native ./native
+  echo "== bin/cuda.test"
+  go test -c -tags cuda -o bin/cuda.test ./native/cuda
+  echo "built bin/native and bin/cuda.test; run where the driver is, e.g. LD_LIBRARY_PATH=$cuda/lib64 bin/cuda.test -test.v"
+}
+
+# cmd_kernels regenerates kernels/*.ptx from kernels/*.cu with nvcc, each
+# with a first line recording its source's SHA-256 (kernels/kernels_test.go
+# checks it). The flags must match kernels.NVCCFlags.
+cmd_kernels() {
+  local cuda="${CUDA_HOME:-/usr/local/cuda}" nvcc flags tmp src name hash
+  nvcc=$(command -v nvcc || true)
+  if [ -z "$nvcc" ] && [ -x "$cuda/bin/nvcc" ]; then nvcc="$cuda/bin/nvcc"; fi
+  if [ -z "$nvcc" ]; then
+    echo "build.sh kernels: nvcc not found (not on PATH, not in \$CUDA_HOME/bin = $cuda/bin); the committed kernels/*.ptx are left as they are" >&2
+    exit 1
+  fi
+  flags=$(sed -n 's/^const NVCCFlags = "\(.*\)"$/\1/p' kernels/kernels.go)
+  if [ -z "$flags" ]; then echo "build.sh kernels: no NVCCFlags in kernels/kernels.go" >&2; exit 1; fi
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  for src in kernels/*.cu; do
+    name=$(basename "$src" .cu)
+    hash=$(sha256sum "$src" | cut -d' ' -f1)
+    echo "== $nvcc $flags $src"
+    # shellcheck disable=SC2086
+    "$nvcc" $flags -o "$tmp/$name.ptx" "$src"
+    { echo "// nli-kernels: source $name.cu sha256 $hash"; echo "// nvcc $flags"; cat "$tmp/$name.ptx"; } >"kernels/$name.ptx"
+  done
+  echo "wrote $(ls kernels/*.ptx | tr '\n' ' ')"
 }
 
 not_yet() {
@@ -44,11 +217,11 @@ not_yet() {
 
 case "${1:-help}" in
   test) shift; cmd_test "$@" ;;
-  native) not_yet native ;;
-  kernels) not_yet kernels ;;
-  wasm) not_yet wasm ;;
-  site) not_yet site ;;
-  serve) not_yet serve ;;
+  native) shift; cmd_native "$@" ;;
+  kernels) shift; cmd_kernels "$@" ;;
+  wasm) shift; cmd_wasm "$@" ;;
+  site) shift; cmd_site "$@" ;;
+  serve) shift; cmd_serve "$@" ;;
   help|-h|--help) usage ;;
   *) echo "build.sh: unknown command $1" >&2; usage >&2; exit 2 ;;
 esac
