@@ -30,6 +30,7 @@ commands:
   eval    Table-1 row of a weights file     (native eval -h)
   gen     write a task file (JSONL)         (native gen -h)
   solve   answer every task of a file       (native solve -h)
+  language what each learned symbol does       (native language -h)
   convert PyTorch-reference bundle → .nliw.sz (native convert -h)
 `
 
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdSolve(args[1:], stdout, stderr)
 	case "convert":
 		err = cmdConvert(args[1:], stdout, stderr)
+	case "language":
+		err = cmdLanguage(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,6 +152,44 @@ func TestCLIBadInput(t *testing.T) {
 		}
 		if !strings.Contains(errs, c.want) {
 			t.Errorf("native %v: stderr %q does not mention %q", c.args, errs, c.want)
+		}
+	}
+}
+
+// TestCLILanguage describes the shipped shift-l model's language: the
+// inductor writes rotl k as k copies of one symbol that rotates by one.
+func TestCLILanguage(t *testing.T) {
+	out := mustRun(t, "language", "--weights", "../weights/shift-l.nliw.sz", "--tasks", "20", "--probes", "8", "--json", "--workers", "1")
+	var lang struct {
+		Symbols []struct {
+			Symbol int
+			Effect string
+			Match  float64
+		}
+		Programs []struct {
+			Program string
+			Symbols []int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &lang); err != nil {
+		t.Fatalf("language --json: %v\n%s", err, out)
+	}
+	rot := -1
+	for _, s := range lang.Symbols {
+		if s.Effect == "rotl 1" && s.Match == 1 {
+			rot = s.Symbol
+		}
+	}
+	if rot < 0 {
+		t.Fatalf("no symbol acts as rotl 1: %s", out)
+	}
+	for _, p := range lang.Programs {
+		var k int
+		if _, err := fmt.Sscanf(p.Program, "rotl %d", &k); err != nil {
+			t.Fatalf("program %q", p.Program)
+		}
+		if len(p.Symbols) != k {
+			t.Errorf("%s written as %v, want %d copies of symbol %d", p.Program, p.Symbols, k, rot)
 		}
 	}
 }

@@ -1,0 +1,177 @@
+//go:build cuda
+
+// Tests of the CUDA backend on a GPU: the conformance suite against the CPU
+// reference, Gumbel noise bit for bit, the index-error flag, and 20 training
+// steps on CPU and CUDA from identical weights and batches. Without a device
+// every test skips.
+
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nli-go/nli/model"
+	"github.com/nli-go/nli/model/modeltest"
+)
+
+var (
+	shared     *Backend
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// newBackend returns a fresh backend, skipping the test without a device.
+func newBackend(t *testing.T) *Backend {
+	t.Helper()
+	runtime.LockOSThread() // New creates the context on this thread
+	defer runtime.UnlockOSThread()
+	b, err := New()
+	if errors.Is(err, ErrNoDevice) {
+		t.Skip("no CUDA device")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// backend returns the backend the tests share (one context for the run).
+func backend(t *testing.T) *Backend {
+	t.Helper()
+	sharedOnce.Do(func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		shared, sharedErr = New()
+	})
+	if errors.Is(sharedErr, ErrNoDevice) {
+		t.Skip("no CUDA device")
+	}
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	if err := shared.Err(); err != nil {
+		t.Fatalf("shared backend failed earlier: %v", err)
+	}
+	return shared
+}
+
+func TestConformance(t *testing.T) {
+	modeltest.Conformance(t, backend(t))
+}
+
+// TestGumbelBitExact draws 2 × 2²⁴ noise values on both backends and
+// expects every one identical, bit for bit (the uniform draw is integer
+// arithmetic; −log(−log u) is float64 on both sides, then rounded).
+func TestGumbelBitExact(t *testing.T) {
+	b := backend(t)
+	cpu := model.NewCPU(0)
+	const n = 1 << 24
+	mem, ref := b.Alloc(n), cpu.Alloc(n)
+	defer b.Free(mem)
+	got, want := make([]float32, n), make([]float32, n)
+	for _, seed := range []uint64{0x5eed, 0xdeadbeefcafe} {
+		b.Gumbel(model.NewView(mem, 0, n), seed)
+		b.Download(got, model.NewView(mem, 0, n))
+		cpu.Gumbel(model.NewView(ref, 0, n), seed)
+		cpu.Download(want, model.NewView(ref, 0, n))
+		bad, first := 0, -1
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				if bad == 0 {
+					first = i
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			t.Errorf("seed %#x: %d of %d values differ; first at %d: got %.9g, want %.9g (u = %.17g)",
+				seed, bad, n, first, got[first], want[first], model.GumbelUniform(seed, uint64(first)))
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIndexError: a one-hot index out of range makes Sync report an error
+// naming the op, and later ops do nothing (the error is sticky).
+func TestIndexError(t *testing.T) {
+	b := newBackend(t)
+	defer b.Close()
+	idx := model.NewView(b.AllocInt(2), 0, 2)
+	out := model.NewView(b.Alloc(6), 0, 2, 3)
+	b.UploadInt(idx, []int32{1, 3})
+	b.OneHot(out, idx, 2, 3)
+	err := b.Sync()
+	if err == nil || !strings.Contains(err.Error(), "OneHot") {
+		t.Fatalf("Sync after a bad index: %v, want an error naming OneHot", err)
+	}
+	host := []float32{7, 7, 7, 7, 7, 7}
+	b.Upload(out, []float32{1, 2, 3, 4, 5, 6}) // does nothing now
+	b.Download(host, out)
+	if host[0] != 7 || b.Err() != err {
+		t.Errorf("after the error: download wrote %v, Err %v", host, b.Err())
+	}
+}
+
+// TestTrainParity runs 20 training steps of the default configuration on
+// the CPU and on CUDA from identical weights (Init draws on the host) and
+// identical batches and noise (same seed), and compares the losses.
+func TestTrainParity(t *testing.T) {
+	b := backend(t)
+	const steps, seed = 20, 7
+	cfg := model.Default()
+	run := func(be model.Backend) ([]model.StepStats, []model.NamedTensor) {
+		m, err := model.NewModel(be, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Init(seed)
+		tr, err := model.NewTrainer(m, model.SplitShiftL, 1000, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st []model.StepStats
+		for range steps {
+			s, err := tr.TrainStep()
+			if err != nil {
+				t.Fatalf("%s: %v", be.Name(), err)
+			}
+			st = append(st, s)
+		}
+		return st, m.P.Export(false)
+	}
+	cpuSt, cpuP := run(model.NewCPU(0))
+	gpuSt, gpuP := run(b)
+
+	rel := func(a, b float64) float64 { return math.Abs(a-b) / max(math.Abs(b), 1e-12) }
+	const tol = 1e-3 // relative, per step, on loss, NLL, reg and gradient norm
+	var maxLoss, maxNLL, maxReg, maxGN float64
+	var lines []string
+	for i := range cpuSt {
+		c, g := cpuSt[i], gpuSt[i]
+		dl, dn, dr, dg := rel(g.Loss, c.Loss), rel(g.NLL, c.NLL), rel(g.Reg, c.Reg), rel(g.GradNorm, c.GradNorm)
+		maxLoss, maxNLL, maxReg, maxGN = max(maxLoss, dl), max(maxNLL, dn), max(maxReg, dr), max(maxGN, dg)
+		lines = append(lines, fmt.Sprintf("step %2d  loss cpu %.7f cuda %.7f rel %.2e  grad_norm rel %.2e", c.Step, c.Loss, g.Loss, dl, dg))
+		if dl > tol || dn > tol || dr > tol || dg > tol {
+			t.Errorf("step %d: CPU and CUDA differ beyond rel %g: loss %v vs %v, nll %v vs %v, reg %v vs %v, grad_norm %v vs %v",
+				c.Step, tol, c.Loss, g.Loss, c.NLL, g.NLL, c.Reg, g.Reg, c.GradNorm, g.GradNorm)
+		}
+	}
+	var maxP, maxAbs float64
+	for i := range cpuP {
+		for j, w := range cpuP[i].Data {
+			maxP = max(maxP, math.Abs(float64(gpuP[i].Data[j])-float64(w)))
+			maxAbs = max(maxAbs, math.Abs(float64(w)))
+		}
+	}
+	t.Logf("20 steps, default config:\n%s", strings.Join(lines, "\n"))
+	t.Logf("max relative difference over %d steps: loss %.2e, nll %.2e, reg %.2e, grad_norm %.2e; parameters after: max |Δ| %.2e (max |p| %.2f)",
+		steps, maxLoss, maxNLL, maxReg, maxGN, maxP, maxAbs)
+}

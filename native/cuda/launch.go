@@ -1,0 +1,173 @@
+//go:build cuda
+
+// The kernel table and launch helpers. Every kernel parameter is 8 bytes
+// (gorgonia.org/cu's Launch copies 8 bytes per parameter): device pointers
+// and sizes as integers, float scalars as float64 bits (kernels/*.cu).
+
+package cuda
+
+import (
+	"math"
+
+	"gorgonia.org/cu"
+)
+
+// kernel indexes Backend.fns.
+type kernel int
+
+const (
+	kAxpy kernel = iota
+	kScale
+	kAdd
+	kAddRows
+	kGELU
+	kGELUBackward
+	kSliceRows
+	kSliceRowsBackward
+	kRepeatRows
+	kTranspose01
+	kPairEmbed
+	kOneHot
+	kSkipMix
+	kSkipMixBackwardInputs
+	kGumbel
+	kAdamW
+
+	kLayerNorm
+	kLayerNormBackwardInp
+	kSoftmax
+	kSoftmaxBackward
+	kAttentionSoftmaxBackward
+	kSkipMixBackwardZ
+	kArgmaxOneHot
+	kNLLBackward
+	kSeqScore
+	kReuseRegBackward
+
+	kSumRowsPartial
+	kLayerNormBackwardWBPartial
+	kPairEmbedBackwardPartial
+	kReuseSumsPartial
+	kColFinish
+	kReuseFinish
+	kReuseTotal
+	kSumSquaresPartial
+	kSumFinish
+	kNLL
+	kPoolPairs
+	kPoolPairsBackward
+	kRepeatRowsBackward
+
+	numKernels
+)
+
+// kernelNames are the extern "C" names in kernels/*.cu.
+var kernelNames = [numKernels]string{
+	kAxpy:                  "axpy",
+	kScale:                 "scale",
+	kAdd:                   "add",
+	kAddRows:               "add_rows",
+	kGELU:                  "gelu",
+	kGELUBackward:          "gelu_backward",
+	kSliceRows:             "slice_rows",
+	kSliceRowsBackward:     "slice_rows_backward",
+	kRepeatRows:            "repeat_rows",
+	kTranspose01:           "transpose01",
+	kPairEmbed:             "pair_embed",
+	kOneHot:                "one_hot",
+	kSkipMix:               "skip_mix",
+	kSkipMixBackwardInputs: "skip_mix_backward_inputs",
+	kGumbel:                "gumbel",
+	kAdamW:                 "adamw",
+
+	kLayerNorm:                "layernorm",
+	kLayerNormBackwardInp:     "layernorm_backward_inp",
+	kSoftmax:                  "softmax",
+	kSoftmaxBackward:          "softmax_backward",
+	kAttentionSoftmaxBackward: "attention_softmax_backward",
+	kSkipMixBackwardZ:         "skip_mix_backward_z",
+	kArgmaxOneHot:             "argmax_one_hot",
+	kNLLBackward:              "nll_backward",
+	kSeqScore:                 "seq_score",
+	kReuseRegBackward:         "reuse_reg_backward",
+
+	kSumRowsPartial:             "sum_rows_partial",
+	kLayerNormBackwardWBPartial: "layernorm_backward_wb_partial",
+	kPairEmbedBackwardPartial:   "pair_embed_backward_partial",
+	kReuseSumsPartial:           "reuse_sums_partial",
+	kColFinish:                  "col_finish",
+	kReuseFinish:                "reuse_finish",
+	kReuseTotal:                 "reuse_total",
+	kSumSquaresPartial:          "sum_squares_partial",
+	kSumFinish:                  "sum_finish",
+	kNLL:                        "nll",
+	kPoolPairs:                  "pool_pairs",
+	kPoolPairsBackward:          "pool_pairs_backward",
+	kRepeatRowsBackward:         "repeat_rows_backward",
+}
+
+const (
+	maxParams = 16      // the most parameters of any kernel
+	threads   = 256     // block size of the 1-D kernels
+	maxBlocks = 1 << 16 // grid cap; kernels loop over the rest
+	oneBlock  = 512     // block size of the one-block reductions (a power of two)
+	colBlock  = 32      // reduce.cu's COL_BLOCK
+	rowLanes  = 8       // reduce.cu's ROW_LANES
+)
+
+// Argument encoders.
+func i64(n int) uint64        { return uint64(int64(n)) }
+func f64(x float64) uint64    { return math.Float64bits(x) }
+func f32arg(x float32) uint64 { return math.Float64bits(float64(x)) }
+func boolArg(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// launch runs kernel k on grid × block threads. The caller holds begin.
+func (b *Backend) launch(k kernel, gx, gy, gz, bx, by int, args ...uint64) {
+	if b.err != nil {
+		return
+	}
+	if len(args) > maxParams {
+		panic("cuda: too many kernel parameters")
+	}
+	copy(b.vals[:], args)
+	err := b.fns[k].Launch(gx, gy, gz, bx, by, 1, 0, cu.NoStream, b.params[:len(args)])
+	b.fail(kernelNames[k], err)
+}
+
+// each launches a grid-stride kernel over n elements (nothing when n = 0).
+func (b *Backend) each(k kernel, n int, args ...uint64) {
+	if n <= 0 {
+		return
+	}
+	b.launch(k, min((n+threads-1)/threads, maxBlocks), 1, 1, threads, 1, args...)
+}
+
+// warps launches a kernel that gives each of rows rows one warp.
+func (b *Backend) warps(k kernel, rows int, args ...uint64) {
+	if rows <= 0 {
+		return
+	}
+	per := threads / 32
+	b.launch(k, min((rows+per-1)/per, maxBlocks), 1, 1, threads, 1, args...)
+}
+
+// single launches a one-block kernel.
+func (b *Backend) single(k kernel, args ...uint64) {
+	b.launch(k, 1, 1, 1, oneBlock, 1, args...)
+}
+
+// chunksFor is the number of row chunks of a column reduction over rows.
+func chunksFor(rows int) int {
+	return min(max((rows+255)/256, 1), 256)
+}
+
+// colPartial launches a *_partial column reduction of Z destination rows of
+// C columns over rows source rows into partial (Z·chunks·C float64).
+func (b *Backend) colPartial(k kernel, C, chunks, Z int, args ...uint64) {
+	b.launch(k, (C+colBlock-1)/colBlock, chunks, Z, colBlock, rowLanes, args...)
+}

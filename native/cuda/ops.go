@@ -1,0 +1,790 @@
+//go:build cuda
+
+// Every op of the closed list (model/backend.go): argument checks that panic
+// as the CPU backend does, then kernel launches (kernels/*.cu) or cuBLAS
+// calls. The comment of each kernel says how it mirrors model/cpu.go.
+
+package cuda
+
+import (
+	"math"
+	"strconv"
+
+	"gorgonia.org/cu"
+
+	"github.com/nli-go/nli/model"
+)
+
+// ---------------------------------------------------------------------------
+// Argument checks.
+
+// need panics with msg when t is nil or shorter than n, or views host memory.
+func need(t *model.Tensor, n int, msg string) {
+	if t == nil || t.Len() < n {
+		panic(msg)
+	}
+	onDevice(t, msg)
+}
+
+// needGrad is need for an optional gradient output (nil passes).
+func needGrad(t *model.Tensor, n int, msg string) {
+	if t != nil {
+		need(t, n, msg)
+	}
+}
+
+// dims panics when any dimension is negative.
+func dims(msg string, ds ...int) {
+	for _, d := range ds {
+		if d < 0 {
+			panic(msg)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Elementwise and row ops.
+
+// Zero overwrites t with zeros.
+func (b *Backend) Zero(t *model.Tensor) {
+	onDevice(t, "cuda: Zero: tensor of another backend")
+	n := t.Len()
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.fail("Zero", cu.MemsetD32(cu.DevicePtr(devPtr(t)), 0, int64(n)))
+}
+
+// Copy overwrites dst with src (equal lengths).
+func (b *Backend) Copy(dst, src *model.Tensor) {
+	if dst.Len() != src.Len() {
+		panic("model: Copy: length mismatch")
+	}
+	onDevice(dst, "cuda: Copy: tensor of another backend")
+	onDevice(src, "cuda: Copy: tensor of another backend")
+	n := dst.Len()
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.fail("Copy", cu.MemcpyDtoD(cu.DevicePtr(devPtr(dst)), cu.DevicePtr(devPtr(src)), 4*int64(n)))
+}
+
+// Axpy: y += alpha·x (equal lengths).
+func (b *Backend) Axpy(y *model.Tensor, alpha float32, x *model.Tensor) {
+	if y.Len() != x.Len() {
+		panic("model: Axpy: length mismatch")
+	}
+	need(y, 0, "cuda: Axpy: tensor of another backend")
+	need(x, 0, "cuda: Axpy: tensor of another backend")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kAxpy, y.Len(), devPtr(y), devPtr(x), f32arg(alpha), i64(y.Len()))
+}
+
+// Scale: t *= alpha.
+func (b *Backend) Scale(t *model.Tensor, alpha float32) {
+	need(t, 0, "cuda: Scale: tensor of another backend")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kScale, t.Len(), devPtr(t), f32arg(alpha), i64(t.Len()))
+}
+
+// Add: out = a + b (equal lengths; out may alias a or b).
+func (b *Backend) Add(out, x, y *model.Tensor) {
+	if out.Len() != x.Len() || out.Len() != y.Len() {
+		panic("model: Add: length mismatch")
+	}
+	for _, t := range []*model.Tensor{out, x, y} {
+		need(t, 0, "cuda: Add: tensor of another backend")
+	}
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kAdd, out.Len(), devPtr(out), devPtr(x), devPtr(y), i64(out.Len()))
+}
+
+// AddRows: out[n,c] = inp[n,c] + row[c]. out, inp (N,C), row (C); out may
+// alias inp.
+func (b *Backend) AddRows(out, inp, row *model.Tensor, N, C int) {
+	dims("model: AddRows: negative dimension", N, C)
+	need(out, N*C, "model: AddRows: out shorter than N·C")
+	need(inp, N*C, "model: AddRows: inp shorter than N·C")
+	need(row, C, "model: AddRows: row shorter than C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kAddRows, N*C, devPtr(out), devPtr(inp), devPtr(row), i64(N), i64(C))
+}
+
+// SumRows: drow[c] += Σ_n dout[n,c], summed in float64. drow (C), dout (N,C).
+func (b *Backend) SumRows(drow, dout *model.Tensor, N, C int) {
+	dims("model: SumRows: negative dimension", N, C)
+	need(drow, C, "model: SumRows: drow shorter than C")
+	need(dout, N*C, "model: SumRows: dout shorter than N·C")
+	if N == 0 || C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	chunks := chunksFor(N)
+	partial, ok := b.scratchAt(8 * int64(chunks*C))
+	if !ok {
+		return
+	}
+	b.colPartial(kSumRowsPartial, C, chunks, 1, partial, devPtr(dout), i64(N), i64(C))
+	b.colFinish(partial, chunks, C, devPtr(drow), 1, 0, 0, 0, 0, 0, 0)
+}
+
+// colFinish launches col_finish over the destination segments (o_i, z_i).
+func (b *Backend) colFinish(partial uint64, chunks, C int, o0 uint64, z0 int, o1 uint64, z1 int, o2 uint64, z2 int, o3 uint64, z3 int) {
+	b.each(kColFinish, (z0+z1+z2+z3)*C, partial, i64(chunks), i64(C),
+		o0, i64(z0), o1, i64(z1), o2, i64(z2), o3, i64(z3))
+}
+
+// ---------------------------------------------------------------------------
+// Gemm.
+
+// Gemm: C = alpha·op(A)·op(B) + beta·C, row-major, contiguous (cuBLAS SGEMM,
+// float32 arithmetic, no TF32). beta = 0 overwrites C, even NaN.
+func (b *Backend) Gemm(c, a, bm *model.Tensor, transA, transB bool, M, N, K int, alpha, beta float32) {
+	if M < 0 || N < 0 || K < 0 {
+		panic("model: Gemm: negative dimension")
+	}
+	need(c, M*N, "model: Gemm: C shorter than M·N")
+	need(a, M*K, "model: Gemm: A shorter than M·K")
+	need(bm, K*N, "model: Gemm: B shorter than K·N")
+	if M == 0 || N == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	if K == 0 { // empty product: C = beta·C
+		if beta == 0 {
+			b.fail("Gemm", cu.MemsetD32(cu.DevicePtr(devPtr(c)), 0, int64(M*N)))
+		} else if beta != 1 {
+			b.each(kScale, M*N, devPtr(c), f32arg(beta), i64(M*N))
+		}
+		return
+	}
+	b.sgemm(transA, transB, M, N, K, alpha, devPtr(a), devPtr(bm), beta, devPtr(c))
+}
+
+// ---------------------------------------------------------------------------
+// PairEmbed.
+
+// PairEmbed builds the inductor's tokens. out (N,2L+T,C), x,y (N,L) int,
+// val (V,C), pos (L,C), chn (3,C), slot (T,C).
+func (b *Backend) PairEmbed(out, x, y, val, pos, chn, slot *model.Tensor, N, L, T, C int) {
+	dims("model: PairEmbed: negative dimension", N, L, T, C)
+	S := 2*L + T
+	need(out, N*S*C, "model: PairEmbed: out shorter than N·(2L+T)·C")
+	need(x, N*L, "model: PairEmbed: x shorter than N·L")
+	need(y, N*L, "model: PairEmbed: y shorter than N·L")
+	need(pos, L*C, "model: PairEmbed: pos shorter than L·C")
+	need(chn, 3*C, "model: PairEmbed: chn shorter than 3·C")
+	need(slot, T*C, "model: PairEmbed: slot shorter than T·C")
+	need(val, 0, "model: PairEmbed: no val")
+	if C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	V := val.Len() / C
+	b.each(kPairEmbed, N*S*C, devPtr(out), devPtr(x), devPtr(y), devPtr(val), devPtr(pos), devPtr(chn), devPtr(slot),
+		i64(N), i64(L), i64(T), i64(C), i64(V), uint64(b.errFlag), codePairEmbed)
+}
+
+// PairEmbedBackward accumulates into dval (V,C), dpos (L,C), dchn (3,C),
+// dslot (T,C) from dout (N,2L+T,C); sums in float64.
+func (b *Backend) PairEmbedBackward(dval, dpos, dchn, dslot, dout, x, y *model.Tensor, N, L, T, C int) {
+	dims("model: PairEmbedBackward: negative dimension", N, L, T, C)
+	S := 2*L + T
+	need(dout, N*S*C, "model: PairEmbedBackward: dout shorter than N·(2L+T)·C")
+	need(x, N*L, "model: PairEmbedBackward: x shorter than N·L")
+	need(y, N*L, "model: PairEmbedBackward: y shorter than N·L")
+	needGrad(dpos, L*C, "model: PairEmbedBackward: dpos shorter than L·C")
+	needGrad(dchn, 3*C, "model: PairEmbedBackward: dchn shorter than 3·C")
+	needGrad(dslot, T*C, "model: PairEmbedBackward: dslot shorter than T·C")
+	needGrad(dval, 0, "model: PairEmbedBackward: dval of another backend")
+	rows := N * max(L, T)
+	if C == 0 || rows == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	V := 0
+	if dval != nil {
+		V = dval.Len() / C
+	}
+	Z := V + L + 3 + T
+	chunks := chunksFor(rows)
+	partial, ok := b.scratchAt(8 * int64(Z*chunks*C))
+	if !ok {
+		return
+	}
+	b.colPartial(kPairEmbedBackwardPartial, C, chunks, Z, partial, devPtr(dout), devPtr(x), devPtr(y),
+		i64(N), i64(L), i64(T), i64(C), i64(V))
+	b.colFinish(partial, chunks, C, devPtr(dval), V, devPtr(dpos), L, devPtr(dchn), 3, devPtr(dslot), T)
+}
+
+// ---------------------------------------------------------------------------
+// LayerNorm.
+
+// LayerNorm: out = (inp−mean)·rstd·w + b over C, eps 1e-5; saves mean, rstd.
+// out, inp (N,C); w, b (C); mean, rstd (N).
+func (b *Backend) LayerNorm(out, mean, rstd, inp, w, bias *model.Tensor, N, C int) {
+	dims("model: LayerNorm: negative dimension", N, C)
+	need(out, N*C, "model: LayerNorm: out shorter than N·C")
+	need(mean, N, "model: LayerNorm: mean shorter than N")
+	need(rstd, N, "model: LayerNorm: rstd shorter than N")
+	need(inp, N*C, "model: LayerNorm: inp shorter than N·C")
+	need(w, C, "model: LayerNorm: w shorter than C")
+	need(bias, C, "model: LayerNorm: b shorter than C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.warps(kLayerNorm, N, devPtr(out), devPtr(mean), devPtr(rstd), devPtr(inp), devPtr(w), devPtr(bias), i64(N), i64(C))
+}
+
+// LayerNormBackward accumulates into dinp (N,C), dw, db (C).
+func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd *model.Tensor, N, C int) {
+	dims("model: LayerNormBackward: negative dimension", N, C)
+	needGrad(dinp, N*C, "model: LayerNormBackward: dinp shorter than N·C")
+	needGrad(dw, C, "model: LayerNormBackward: dw shorter than C")
+	needGrad(db, C, "model: LayerNormBackward: db shorter than C")
+	need(dout, N*C, "model: LayerNormBackward: dout shorter than N·C")
+	need(inp, N*C, "model: LayerNormBackward: inp shorter than N·C")
+	need(w, C, "model: LayerNormBackward: w shorter than C")
+	need(mean, N, "model: LayerNormBackward: mean shorter than N")
+	need(rstd, N, "model: LayerNormBackward: rstd shorter than N")
+	if N == 0 || C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	if dinp != nil {
+		b.warps(kLayerNormBackwardInp, N, devPtr(dinp), devPtr(dout), devPtr(inp), devPtr(w), devPtr(mean), devPtr(rstd), i64(N), i64(C))
+	}
+	if dw != nil || db != nil {
+		chunks := chunksFor(N)
+		partial, ok := b.scratchAt(8 * int64(2*chunks*C))
+		if !ok {
+			return
+		}
+		b.colPartial(kLayerNormBackwardWBPartial, C, chunks, 2, partial, devPtr(dout), devPtr(inp), devPtr(mean), devPtr(rstd), i64(N), i64(C))
+		b.colFinish(partial, chunks, C, devPtr(dw), 1, devPtr(db), 1, 0, 0, 0, 0)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Attention.
+
+// attnDims checks the attention dimensions and returns the needed lengths.
+func attnDims(msg string, B, S, C, NH int) (nqkv, natt, nout int) {
+	if B < 0 || S < 0 || C < 0 || NH <= 0 || C%NH != 0 {
+		panic(msg)
+	}
+	return B * S * 3 * C, B * NH * S * S, B * S * C
+}
+
+// Attention: unmasked multi-head self-attention. out (B,S,C), att
+// (B,NH,S,S) saved softmax, qkv (B,S,3C). Per head, batched over B:
+// att = softmax(q·kᵀ/sqrt(hs)) (cuBLAS, then the softmax kernel in place),
+// out = att·v (cuBLAS).
+func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
+	nqkv, natt, nout := attnDims("model: Attention: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	need(out, nout, "model: Attention: out shorter than B·S·C")
+	need(att, natt, "model: Attention: att shorter than B·NH·S·S")
+	need(qkv, nqkv, "model: Attention: qkv shorter than B·S·3C")
+	if B == 0 || S == 0 || C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	hs := C / NH
+	scale := float32(1 / math.Sqrt(float64(hs)))
+	q0, a0, o0 := devPtr(qkv), devPtr(att), devPtr(out)
+	for h := range NH {
+		q := q0 + 4*uint64(h*hs)
+		k := q + 4*uint64(C)
+		ah := a0 + 4*uint64(h*S*S)
+		// att_h (S,S) = scale·q_h (S,hs) · k_hᵀ
+		b.gemmBatched(false, true, S, S, hs, scale, q, 3*C, S*3*C, k, 3*C, S*3*C, 0, ah, S, NH*S*S, B)
+	}
+	b.warps(kSoftmax, B*NH*S, a0, a0, 0, f64(1), i64(B*NH*S), i64(S))
+	for h := range NH {
+		v := q0 + 4*uint64(2*C+h*hs)
+		ah := a0 + 4*uint64(h*S*S)
+		// out_h (S,hs) = att_h (S,S) · v_h (S,hs)
+		b.gemmBatched(false, false, S, hs, S, 1, ah, S, NH*S*S, v, 3*C, S*3*C, 0, o0+4*uint64(h*hs), C, S*C, B)
+	}
+}
+
+// AttentionBackward accumulates into dqkv (B,S,3C); scratch (B,NH,S,S) is
+// overwritten. Per head, batched over B: datt = dout·vᵀ into scratch,
+// dv += attᵀ·dout; then dpre = att⊙(datt − Σ att·datt) in place;
+// dq += scale·dpre·k, dk += scale·dpreᵀ·q.
+func (b *Backend) AttentionBackward(dqkv, scratch, dout, qkv, att *model.Tensor, B, S, C, NH int) {
+	nqkv, natt, nout := attnDims("model: AttentionBackward: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	need(dqkv, nqkv, "model: AttentionBackward: dqkv shorter than B·S·3C")
+	need(scratch, natt, "model: AttentionBackward: scratch shorter than B·NH·S·S")
+	need(dout, nout, "model: AttentionBackward: dout shorter than B·S·C")
+	need(qkv, nqkv, "model: AttentionBackward: qkv shorter than B·S·3C")
+	need(att, natt, "model: AttentionBackward: att shorter than B·NH·S·S")
+	if B == 0 || S == 0 || C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	hs := C / NH
+	scale := float32(1 / math.Sqrt(float64(hs)))
+	q0, dq0, a0, s0, g0 := devPtr(qkv), devPtr(dqkv), devPtr(att), devPtr(scratch), devPtr(dout)
+	for h := range NH {
+		off := 4 * uint64(h*hs)
+		v, dv := q0+off+8*uint64(C), dq0+off+8*uint64(C)
+		ah, sh, gh := a0+4*uint64(h*S*S), s0+4*uint64(h*S*S), g0+off
+		// datt_h (S,S) = dout_h (S,hs) · v_hᵀ
+		b.gemmBatched(false, true, S, S, hs, 1, gh, C, S*C, v, 3*C, S*3*C, 0, sh, S, NH*S*S, B)
+		// dv_h (S,hs) += att_hᵀ (S,S) · dout_h (S,hs)
+		b.gemmBatched(true, false, S, hs, S, 1, ah, S, NH*S*S, gh, C, S*C, 1, dv, 3*C, S*3*C, B)
+	}
+	b.warps(kAttentionSoftmaxBackward, B*NH*S, s0, a0, i64(B*NH*S), i64(S))
+	for h := range NH {
+		off := 4 * uint64(h*hs)
+		q, k := q0+off, q0+off+4*uint64(C)
+		dq, dk := dq0+off, dq0+off+4*uint64(C)
+		sh := s0 + 4*uint64(h*S*S)
+		// dq_h (S,hs) += scale·dpre_h (S,S) · k_h (S,hs)
+		b.gemmBatched(false, false, S, hs, S, scale, sh, S, NH*S*S, k, 3*C, S*3*C, 1, dq, 3*C, S*3*C, B)
+		// dk_h (S,hs) += scale·dpre_hᵀ (S,S) · q_h (S,hs)
+		b.gemmBatched(true, false, S, hs, S, scale, sh, S, NH*S*S, q, 3*C, S*3*C, 1, dk, 3*C, S*3*C, B)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// GELU.
+
+// GELU: out = inp·Φ(inp), exact erf form, per element in float64.
+func (b *Backend) GELU(out, inp *model.Tensor) {
+	if out.Len() != inp.Len() {
+		panic("model: GELU: length mismatch")
+	}
+	need(out, 0, "cuda: GELU: tensor of another backend")
+	need(inp, 0, "cuda: GELU: tensor of another backend")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kGELU, inp.Len(), devPtr(out), devPtr(inp), i64(inp.Len()))
+}
+
+// GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)).
+func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
+	if dinp.Len() != inp.Len() || dout.Len() != inp.Len() {
+		panic("model: GELUBackward: length mismatch")
+	}
+	for _, t := range []*model.Tensor{dinp, dout, inp} {
+		need(t, 0, "cuda: GELUBackward: tensor of another backend")
+	}
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kGELUBackward, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
+}
+
+// ---------------------------------------------------------------------------
+// Row slicing, pooling, repetition, transposition.
+
+// SliceRows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
+func (b *Backend) SliceRows(out, inp *model.Tensor, N, S, start, R, C int) {
+	dims("model: SliceRows: negative dimension", N, S, start, R, C)
+	if start+R > S {
+		panic("model: SliceRows: start+R beyond S")
+	}
+	need(out, N*R*C, "model: SliceRows: out shorter than N·R·C")
+	need(inp, N*S*C, "model: SliceRows: inp shorter than N·S·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kSliceRows, N*R*C, devPtr(out), devPtr(inp), i64(N), i64(S), i64(start), i64(R), i64(C))
+}
+
+// SliceRowsBackward: dinp[n,start+r,:] += dout[n,r,:].
+func (b *Backend) SliceRowsBackward(dinp, dout *model.Tensor, N, S, start, R, C int) {
+	dims("model: SliceRowsBackward: negative dimension", N, S, start, R, C)
+	if start+R > S {
+		panic("model: SliceRowsBackward: start+R beyond S")
+	}
+	need(dinp, N*S*C, "model: SliceRowsBackward: dinp shorter than N·S·C")
+	need(dout, N*R*C, "model: SliceRowsBackward: dout shorter than N·R·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kSliceRowsBackward, N*R*C, devPtr(dinp), devPtr(dout), i64(N), i64(S), i64(start), i64(R), i64(C))
+}
+
+// poolDims checks PoolPairs' dimensions and returns the output length.
+func poolDims(B, m, C int, loo bool) int {
+	dims("model: PoolPairs: negative dimension", B, m, C)
+	if loo {
+		if m < 2 {
+			panic("model: PoolPairs: leave-one-out needs m >= 2")
+		}
+		return B * m * C
+	}
+	if m < 1 {
+		panic("model: PoolPairs: mean needs m >= 1")
+	}
+	return B * C
+}
+
+// PoolPairs pools the m pair encodings of each of B specifications, in
+// float64: loo: out (B,m,C); mean: out (B,C). inp (B,m,C).
+func (b *Backend) PoolPairs(out, inp *model.Tensor, B, m, C int, loo bool) {
+	nout := poolDims(B, m, C, loo)
+	need(out, nout, "model: PoolPairs: out too short")
+	need(inp, B*m*C, "model: PoolPairs: inp shorter than B·m·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kPoolPairs, B*C, devPtr(out), devPtr(inp), i64(B), i64(m), i64(C), boolArg(loo))
+}
+
+// PoolPairsBackward accumulates into dinp (B,m,C).
+func (b *Backend) PoolPairsBackward(dinp, dout *model.Tensor, B, m, C int, loo bool) {
+	nout := poolDims(B, m, C, loo)
+	need(dinp, B*m*C, "model: PoolPairsBackward: dinp shorter than B·m·C")
+	need(dout, nout, "model: PoolPairsBackward: dout too short")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kPoolPairsBackward, B*C, devPtr(dinp), devPtr(dout), i64(B), i64(m), i64(C), boolArg(loo))
+}
+
+// RepeatRows: out[r,j,:] = inp[r,:] for j < m. out (R,m,C), inp (R,C).
+func (b *Backend) RepeatRows(out, inp *model.Tensor, R, m, C int) {
+	dims("model: RepeatRows: negative dimension", R, m, C)
+	need(out, R*m*C, "model: RepeatRows: out shorter than R·m·C")
+	need(inp, R*C, "model: RepeatRows: inp shorter than R·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kRepeatRows, R*m*C, devPtr(out), devPtr(inp), i64(R), i64(m), i64(C))
+}
+
+// RepeatRowsBackward: dinp[r,:] += Σ_j dout[r,j,:], summed in float64.
+func (b *Backend) RepeatRowsBackward(dinp, dout *model.Tensor, R, m, C int) {
+	dims("model: RepeatRowsBackward: negative dimension", R, m, C)
+	need(dinp, R*C, "model: RepeatRowsBackward: dinp shorter than R·C")
+	need(dout, R*m*C, "model: RepeatRowsBackward: dout shorter than R·m·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kRepeatRowsBackward, R*C, devPtr(dinp), devPtr(dout), i64(R), i64(m), i64(C))
+}
+
+// Transpose01: out[b,a,:] = inp[a,b,:] (acc: +=). out (B,A,C), inp (A,B,C).
+func (b *Backend) Transpose01(out, inp *model.Tensor, A, B, C int, acc bool) {
+	dims("model: Transpose01: negative dimension", A, B, C)
+	need(out, A*B*C, "model: Transpose01: out shorter than A·B·C")
+	need(inp, A*B*C, "model: Transpose01: inp shorter than A·B·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kTranspose01, A*B*C, devPtr(out), devPtr(inp), i64(A), i64(B), i64(C), boolArg(acc))
+}
+
+// ---------------------------------------------------------------------------
+// Gumbel noise, softmax, one-hot.
+
+// Gumbel overwrites dst with −log(−log u), u = model.GumbelUniform(seed, i),
+// in float64 (the same noise as the CPU's).
+func (b *Backend) Gumbel(dst *model.Tensor, seed uint64) {
+	need(dst, 0, "cuda: Gumbel: tensor of another backend")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kGumbel, dst.Len(), devPtr(dst), seed, i64(dst.Len()))
+}
+
+// Softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, with
+// the row maximum subtracted. noise may be nil. out, logits, noise (N,K).
+func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K int) {
+	dims("model: Softmax: negative dimension", N, K)
+	if !(tau > 0) {
+		panic("model: Softmax: tau must be positive")
+	}
+	need(out, N*K, "model: Softmax: out shorter than N·K")
+	need(logits, N*K, "model: Softmax: logits shorter than N·K")
+	needGrad(noise, N*K, "model: Softmax: noise shorter than N·K")
+	if K == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.warps(kSoftmax, N, devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), i64(N), i64(K))
+}
+
+// SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
+func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32, N, K int) {
+	dims("model: SoftmaxBackward: negative dimension", N, K)
+	if !(tau > 0) {
+		panic("model: SoftmaxBackward: tau must be positive")
+	}
+	need(dlogits, N*K, "model: SoftmaxBackward: dlogits shorter than N·K")
+	need(dout, N*K, "model: SoftmaxBackward: dout shorter than N·K")
+	need(out, N*K, "model: SoftmaxBackward: out shorter than N·K")
+	if K == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K))
+}
+
+// OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int. An
+// index outside [0,K) leaves a zero row and makes Sync report an error.
+func (b *Backend) OneHot(out, idx *model.Tensor, N, K int) {
+	dims("model: OneHot: negative dimension", N, K)
+	need(out, N*K, "model: OneHot: out shorter than N·K")
+	need(idx, N, "model: OneHot: idx shorter than N")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kOneHot, N*K, devPtr(out), devPtr(idx), i64(N), i64(K), uint64(b.errFlag), codeOneHot)
+}
+
+// ArgmaxOneHot: out[n,:] = onehot(argmax_k logits[n,k]), first max wins.
+func (b *Backend) ArgmaxOneHot(out, logits *model.Tensor, N, K int) {
+	dims("model: ArgmaxOneHot: negative dimension", N, K)
+	need(out, N*K, "model: ArgmaxOneHot: out shorter than N·K")
+	need(logits, N*K, "model: ArgmaxOneHot: logits shorter than N·K")
+	if K == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kArgmaxOneHot, N, devPtr(out), devPtr(logits), i64(N), i64(K))
+}
+
+// ---------------------------------------------------------------------------
+// The interpreter's skip gate.
+
+// SkipMix: g = z[n,skip], out[n,:] = g·prev[n,:] + (1−g)·hat[n,:].
+// out, prev, hat (N,D); z (N,K).
+func (b *Backend) SkipMix(out, prev, hat, z *model.Tensor, N, D, K, skip int) {
+	dims("model: SkipMix: negative dimension", N, D, K)
+	if skip < 0 || skip >= K {
+		panic("model: SkipMix: skip outside [0, K)")
+	}
+	need(out, N*D, "model: SkipMix: out shorter than N·D")
+	need(prev, N*D, "model: SkipMix: prev shorter than N·D")
+	need(hat, N*D, "model: SkipMix: hat shorter than N·D")
+	need(z, N*K, "model: SkipMix: z shorter than N·K")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kSkipMix, N*D, devPtr(out), devPtr(prev), devPtr(hat), devPtr(z), i64(N), i64(D), i64(K), i64(skip))
+}
+
+// SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
+// dz[n,skip] += Σ_d dout·(prev − hat) (in float64).
+func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Tensor, N, D, K, skip int) {
+	dims("model: SkipMixBackward: negative dimension", N, D, K)
+	if skip < 0 || skip >= K {
+		panic("model: SkipMixBackward: skip outside [0, K)")
+	}
+	needGrad(dprev, N*D, "model: SkipMixBackward: dprev shorter than N·D")
+	needGrad(dhat, N*D, "model: SkipMixBackward: dhat shorter than N·D")
+	needGrad(dz, N*K, "model: SkipMixBackward: dz shorter than N·K")
+	need(dout, N*D, "model: SkipMixBackward: dout shorter than N·D")
+	need(prev, N*D, "model: SkipMixBackward: prev shorter than N·D")
+	need(hat, N*D, "model: SkipMixBackward: hat shorter than N·D")
+	need(z, N*K, "model: SkipMixBackward: z shorter than N·K")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	if dprev != nil || dhat != nil {
+		b.each(kSkipMixBackwardInputs, N*D, devPtr(dprev), devPtr(dhat), devPtr(dout), devPtr(z), i64(N), i64(D), i64(K), i64(skip))
+	}
+	if dz != nil {
+		b.warps(kSkipMixBackwardZ, N, devPtr(dz), devPtr(dout), devPtr(prev), devPtr(hat), i64(N), i64(D), i64(K), i64(skip))
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Losses and scores.
+
+// NLL: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)), in float64.
+// p (N,V), y (N) int, out (1).
+func (b *Backend) NLL(out, p, y *model.Tensor, N, V int, scale float32) {
+	dims("model: NLL: negative dimension", N, V)
+	need(out, 1, "model: NLL: out is empty")
+	need(p, N*V, "model: NLL: p shorter than N·V")
+	need(y, N, "model: NLL: y shorter than N")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.single(kNLL, devPtr(out), devPtr(p), devPtr(y), i64(N), i64(V), f32arg(scale), uint64(b.errFlag), codeNLL)
+}
+
+// NLLBackward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.
+func (b *Backend) NLLBackward(dp, dout, p, y *model.Tensor, N, V int, scale float32) {
+	dims("model: NLLBackward: negative dimension", N, V)
+	need(dp, N*V, "model: NLLBackward: dp shorter than N·V")
+	need(dout, 1, "model: NLLBackward: dout is empty")
+	need(p, N*V, "model: NLLBackward: p shorter than N·V")
+	need(y, N, "model: NLLBackward: y shorter than N")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kNLLBackward, N, devPtr(dp), devPtr(dout), devPtr(p), devPtr(y), i64(N), i64(V), f32arg(scale), uint64(b.errFlag), codeNLLBackward)
+}
+
+// SeqScore: loglik[r] = Σ_l log(max(p[r,l,y],1e-8)) and exact[r] = 1 when
+// argmax_v p[r,l,:] == y[r,l] at every l (first max wins), else 0.
+// p (R,L,V), y (R,L) int, loglik, exact (R).
+func (b *Backend) SeqScore(loglik, exact, p, y *model.Tensor, R, L, V int) {
+	dims("model: SeqScore: negative dimension", R, L, V)
+	need(loglik, R, "model: SeqScore: loglik shorter than R")
+	need(exact, R, "model: SeqScore: exact shorter than R")
+	need(p, R*L*V, "model: SeqScore: p shorter than R·L·V")
+	need(y, R*L, "model: SeqScore: y shorter than R·L")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b.each(kSeqScore, R, devPtr(loglik), devPtr(exact), devPtr(p), devPtr(y), i64(R), i64(L), i64(V), uint64(b.errFlag), codeSeqScore)
+}
+
+// reuseSums computes S_d = Σ_n log1p(−min(q[n,d], 1−1e-6)) in float64 into
+// scratch and returns its address. The caller holds begin; N, D > 0.
+func (b *Backend) reuseSums(q uint64, N, D int) (uint64, bool) {
+	chunks := chunksFor(N)
+	base, ok := b.scratchAt(8 * int64(chunks*D+D))
+	if !ok {
+		return 0, false
+	}
+	partial, S := base, base+8*uint64(chunks*D)
+	b.colPartial(kReuseSumsPartial, D, chunks, 1, partial, q, i64(N), i64(D))
+	b.each(kReuseFinish, D, S, partial, i64(chunks), i64(D))
+	return S, true
+}
+
+// ReuseReg: out[0] = Σ_d [1 − exp(Σ_n log1p(−min(q[n,d], 1−1e-6)))], in
+// float64. q (N,D), out (1).
+func (b *Backend) ReuseReg(out, q *model.Tensor, N, D int) {
+	dims("model: ReuseReg: negative dimension", N, D)
+	need(out, 1, "model: ReuseReg: out is empty")
+	need(q, N*D, "model: ReuseReg: q shorter than N·D")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	if N == 0 || D == 0 { // every S_d = 0: the sum is 0
+		b.single(kSumFinish, devPtr(out), 0, 0)
+		return
+	}
+	S, ok := b.reuseSums(devPtr(q), N, D)
+	if !ok {
+		return
+	}
+	b.single(kReuseTotal, devPtr(out), S, i64(D))
+}
+
+// ReuseRegBackward: dq[n,d] += dout[0]·exp(S_d)/(1−q[n,d]) where q < 1−1e-6.
+func (b *Backend) ReuseRegBackward(dq, dout, q *model.Tensor, N, D int) {
+	dims("model: ReuseRegBackward: negative dimension", N, D)
+	need(dq, N*D, "model: ReuseRegBackward: dq shorter than N·D")
+	need(dout, 1, "model: ReuseRegBackward: dout is empty")
+	need(q, N*D, "model: ReuseRegBackward: q shorter than N·D")
+	if N == 0 || D == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	S, ok := b.reuseSums(devPtr(q), N, D)
+	if !ok {
+		return
+	}
+	b.each(kReuseRegBackward, N*D, devPtr(dq), devPtr(dout), devPtr(q), S, i64(N), i64(D))
+}
+
+// ---------------------------------------------------------------------------
+// Optimiser support.
+
+// sumSquaresPiece is the fixed piece of SumSquares: one float64 block sum
+// per piece (a fixed tree), then the pieces' sums by a fixed tree: the
+// result depends only on the length, never on scheduling.
+const sumSquaresPiece = 1 << 12
+
+// SumSquares: out[0] = Σ x², in float64.
+func (b *Backend) SumSquares(out, x *model.Tensor) {
+	need(out, 1, "model: SumSquares: out is empty")
+	need(x, 0, "cuda: SumSquares: tensor of another backend")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	n := x.Len()
+	pieces := (n + sumSquaresPiece - 1) / sumSquaresPiece
+	partial := uint64(0)
+	if pieces > 0 {
+		var ok bool
+		if partial, ok = b.scratchAt(8 * int64(pieces)); !ok {
+			return
+		}
+		b.launch(kSumSquaresPartial, min(pieces, maxBlocks), 1, 1, threads, 1, partial, devPtr(x), i64(n), i64(sumSquaresPiece))
+	}
+	b.single(kSumFinish, devPtr(out), partial, i64(pieces))
+}
+
+// decimal64 returns the float64 of the shortest decimal that rounds to x,
+// as model's CPU backend does for AdamW's hyperparameters (see model/cpu.go).
+func decimal64(x float32) float64 {
+	var buf [32]byte
+	s := strconv.AppendFloat(buf[:0], float64(x), 'g', -1, 32)
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil {
+		return float64(x)
+	}
+	return v
+}
+
+// AdamW updates p in place as torch.optim.AdamW (see model.CPU.AdamW): per
+// element in float64, hyperparameters through decimal64, stored as float32.
+func (b *Backend) AdamW(p, g, m, v *model.Tensor, lr, beta1, beta2, eps, wd, gradScale float32, step int) {
+	n := p.Len()
+	if g.Len() != n || m.Len() != n || v.Len() != n {
+		panic("model: AdamW: length mismatch")
+	}
+	if step < 1 {
+		panic("model: AdamW: step counts from 1")
+	}
+	for _, t := range []*model.Tensor{p, g, m, v} {
+		need(t, 0, "cuda: AdamW: tensor of another backend")
+	}
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	b1, b2 := decimal64(beta1), decimal64(beta2)
+	bc1 := 1 - math.Pow(b1, float64(step))
+	bc2 := 1 - math.Pow(b2, float64(step))
+	lr64, e := decimal64(lr), decimal64(eps)
+	decay := 1 - lr64*decimal64(wd)
+	b.each(kAdamW, n, devPtr(p), devPtr(g), devPtr(m), devPtr(v), i64(n),
+		f64(b1), f64(b2), f64(bc1), f64(bc2), f64(lr64), f64(e), f64(decay), f32arg(gradScale))
+}

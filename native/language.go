@@ -1,0 +1,70 @@
+// native language: prints the learned language of a weights file: what each
+// used symbol does alone, and how the inductor writes each training program.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/nli-go/nli/model"
+)
+
+func cmdLanguage(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("language", stderr)
+	weights := fs.String("weights", "", "weights file (.nliw.sz) (required)")
+	split := fs.String("split", "", "split whose training programs probe the inductor (default: the weights' own)")
+	tasks := fs.Int("tasks", 100, "ID tasks used to count symbol uses")
+	probes := fs.Int("probes", 32, "random inputs each symbol is run on")
+	all := fs.Bool("all", false, "describe every symbol, not only the used ones")
+	seed := fs.Uint64("seed", 1, "seed of the probe tasks and inputs")
+	device := fs.String("device", "cpu", "compute device: cpu or cuda")
+	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *tasks <= 0 || *tasks > 100000 || *probes <= 0 || *probes > 10000 {
+		return fmt.Errorf("--tasks must be in 1..100000 and --probes in 1..10000")
+	}
+	b, err := newBackend(*device, *workers)
+	if err != nil {
+		return err
+	}
+	m, wf, err := loadWeights(b, *weights)
+	if err != nil {
+		return err
+	}
+	name := *split
+	if name == "" {
+		name = wf.Provenance.Split
+	}
+	sp, err := model.ParseSplit(name)
+	if err != nil {
+		return fmt.Errorf("--split: %w", err)
+	}
+	lang, err := model.DescribeLanguage(model.NewSearcher(m), sp, *tasks, m.Cfg.Train.Pairs, *probes, *seed, *all)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(lang)
+	}
+	fmt.Fprintf(stdout, "learned language of %s (%s; %d ID tasks, %d probe inputs)\n\n", *weights, sp, *tasks, *probes)
+	fmt.Fprintf(stdout, "%-6s %5s  %-14s %6s  %s\n", "symbol", "uses", "alone it does", "match", "example: input → output")
+	for _, s := range lang.Symbols {
+		eff := s.Effect
+		if s.Closest != "" {
+			eff += " (~" + s.Closest + ")"
+		}
+		fmt.Fprintf(stdout, "%-6d %5d  %-14s %5.0f%%  %v → %v\n", s.Symbol, s.Uses, eff, 100*s.Match, s.Input, s.Output)
+	}
+	fmt.Fprintf(stdout, "\n%-16s %-28s %s\n", "program", "induced symbols (no SKIPs)", "share of its tasks")
+	for _, p := range lang.Programs {
+		fmt.Fprintf(stdout, "%-16s %-28s %.2f of %d\n", p.Program, fmt.Sprint(p.Symbols), p.Share, p.Tasks)
+	}
+	return nil
+}
