@@ -198,7 +198,6 @@ cmd_kernels() {
   flags=$(sed -n 's/^const NVCCFlags = "\(.*\)"$/\1/p' kernels/kernels.go)
   if [ -z "$flags" ]; then echo "build.sh kernels: no NVCCFlags in kernels/kernels.go" >&2; exit 1; fi
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
   for src in kernels/*.cu; do
     name=$(basename "$src" .cu)
     hash=$(sha256sum "$src" | cut -d' ' -f1)
@@ -207,6 +206,7 @@ cmd_kernels() {
     "$nvcc" $flags -o "$tmp/$name.ptx" "$src"
     { echo "// nli-kernels: source $name.cu sha256 $hash"; echo "// nvcc $flags"; cat "$tmp/$name.ptx"; } >"kernels/$name.ptx"
   done
+  rm -rf "$tmp"
   echo "wrote $(ls kernels/*.ptx | tr '\n' ' ')"
 }
 

@@ -44,6 +44,7 @@ type Backend struct {
 
 	scratch      cu.DevicePtr // reused by ops that need temporaries
 	scratchBytes int64
+	stage        []float32 // host staging buffer of Upload and Download
 
 	// Kernel parameters: vals[i] holds the i-th argument, params[i] points
 	// at it (set once in New), so a launch allocates nothing.
@@ -312,24 +313,62 @@ func (b *Backend) Free(m *model.Memory) {
 	b.fail("free", cu.MemFree(p))
 }
 
-// upload copies n 4-byte elements from host src to t.
-func (b *Backend) upload(t *model.Tensor, src unsafe.Pointer, n int) {
-	if n == 0 || !b.begin() {
-		return
+// stageElems is the size of the host staging buffer in 4-byte elements:
+// larger copies go through it in pieces.
+const stageElems = 1 << 20
+
+// staging returns the host staging buffer. Host data goes through it because
+// cgo checks the whole Go object a pointer argument points into: a slice
+// inside a struct that holds pointers (the tape's seed, a Params' scratch)
+// may not be passed to the driver directly. The buffer holds no pointers.
+func (b *Backend) staging() []float32 {
+	if b.stage == nil {
+		b.stage = make([]float32, stageElems)
 	}
-	defer b.end()
-	b.fail("upload", cu.MemcpyHtoD(cu.DevicePtr(devPtr(t)), src, 4*int64(n)))
+	return b.stage
 }
 
-// download copies n 4-byte elements from t to host dst, after the queued
-// work, and checks the index-error flag.
-func (b *Backend) download(dst unsafe.Pointer, t *model.Tensor, n int) {
-	if n == 0 || !b.begin() {
+// upload copies src (4-byte elements) to t through the staging buffer.
+func (b *Backend) upload(t *model.Tensor, src []float32) {
+	if len(src) == 0 || !b.begin() {
 		return
 	}
 	defer b.end()
-	b.fail("download", cu.MemcpyDtoH(dst, cu.DevicePtr(devPtr(t)), 4*int64(n)))
+	stage, dst := b.staging(), devPtr(t)
+	for lo := 0; lo < len(src); lo += stageElems {
+		n := copy(stage, src[lo:])
+		if err := cu.MemcpyHtoD(cu.DevicePtr(dst+4*uint64(lo)), unsafe.Pointer(&stage[0]), 4*int64(n)); err != nil {
+			b.fail("upload", err)
+			return
+		}
+	}
+}
+
+// download copies t to dst (4-byte elements) through the staging buffer,
+// after the queued work, and checks the index-error flag.
+func (b *Backend) download(dst []float32, t *model.Tensor) {
+	if len(dst) == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	stage, src := b.staging(), devPtr(t)
+	for lo := 0; lo < len(dst); lo += stageElems {
+		n := min(stageElems, len(dst)-lo)
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&stage[0]), cu.DevicePtr(src+4*uint64(lo)), 4*int64(n)); err != nil {
+			b.fail("download", err)
+			return
+		}
+		copy(dst[lo:lo+n], stage[:n])
+	}
 	b.checkFlag()
+}
+
+// asFloat32 views int32 data as float32 for the byte copies.
+func asFloat32(v []int32) []float32 {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&v[0])), len(v))
 }
 
 // Upload copies src into t (len(src) == t.Len()).
@@ -341,9 +380,7 @@ func (b *Backend) Upload(t *model.Tensor, src []float32) {
 		panic("model: Upload: int tensor (use UploadInt)")
 	}
 	onDevice(t, "cuda: Upload: tensor of another backend")
-	if len(src) > 0 {
-		b.upload(t, unsafe.Pointer(&src[0]), len(src))
-	}
+	b.upload(t, src)
 }
 
 // UploadInt copies src into the int tensor t.
@@ -355,9 +392,7 @@ func (b *Backend) UploadInt(t *model.Tensor, src []int32) {
 		panic("model: UploadInt: float tensor (use Upload)")
 	}
 	onDevice(t, "cuda: UploadInt: tensor of another backend")
-	if len(src) > 0 {
-		b.upload(t, unsafe.Pointer(&src[0]), len(src))
-	}
+	b.upload(t, asFloat32(src))
 }
 
 // Download copies t into dst (len(dst) == t.Len()). After a failure dst is
@@ -370,9 +405,7 @@ func (b *Backend) Download(dst []float32, t *model.Tensor) {
 		panic("model: Download: int tensor (use DownloadInt)")
 	}
 	onDevice(t, "cuda: Download: tensor of another backend")
-	if len(dst) > 0 {
-		b.download(unsafe.Pointer(&dst[0]), t, len(dst))
-	}
+	b.download(dst, t)
 }
 
 // DownloadInt copies the int tensor t into dst.
@@ -384,9 +417,7 @@ func (b *Backend) DownloadInt(dst []int32, t *model.Tensor) {
 		panic("model: DownloadInt: float tensor (use Download)")
 	}
 	onDevice(t, "cuda: DownloadInt: tensor of another backend")
-	if len(dst) > 0 {
-		b.download(unsafe.Pointer(&dst[0]), t, len(dst))
-	}
+	b.download(asFloat32(dst), t)
 }
 
 // scratchAt returns device scratch memory of at least n bytes, growing the
