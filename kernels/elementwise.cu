@@ -1,0 +1,258 @@
+// kernels/elementwise.cu: the CUDA backend's one-thread-per-element ops
+// (native/cuda). Each kernel mirrors the method of the same name in
+// model/cpu.go, with the same operation order and precision, so that results
+// agree with the CPU reference to rounding (and mostly bit for bit: the PTX is
+// built with -fmad=false, as Go on amd64 does not fuse multiply-add).
+//
+// Calling convention (native/cuda/launch.go): every parameter is 8 bytes wide:
+// pointers, long long for sizes and indices, double for float scalars (a
+// float32 converts to double and back exactly), unsigned long long for seeds.
+// Every kernel runs a grid-stride loop, so any grid size is correct.
+//
+// Index errors (a token or class outside its range) cannot panic on the
+// device: the kernel skips the element and records its op code in *err with
+// atomicCAS; Backend.Sync reports it.
+
+#define LOOP(i, n)                                                                \
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+	     i += (long long)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ void flag_error(int *err, long long code) {
+	atomicCAS(err, 0, (int)code);
+}
+
+// axpy: y += alpha·x.
+extern "C" __global__ void axpy(float *y, const float *x, double alpha, long long n) {
+	float a = (float)alpha;
+	LOOP(i, n) { y[i] += a * x[i]; }
+}
+
+// scale: t *= alpha.
+extern "C" __global__ void scale(float *t, double alpha, long long n) {
+	float a = (float)alpha;
+	LOOP(i, n) { t[i] *= a; }
+}
+
+// add: out = a + b (out may alias a or b).
+extern "C" __global__ void add(float *out, const float *a, const float *b, long long n) {
+	LOOP(i, n) { out[i] = a[i] + b[i]; }
+}
+
+// add_rows: out[n,c] = inp[n,c] + row[c]; out (N,C) may alias inp.
+extern "C" __global__ void add_rows(float *out, const float *inp, const float *row, long long N, long long C) {
+	LOOP(i, N * C) { out[i] = inp[i] + row[i % C]; }
+}
+
+// gelu: out = x·Φ(x), in double (erf form, as PyTorch's nn.GELU()).
+extern "C" __global__ void gelu(float *out, const float *inp, long long n) {
+	const double sqrt2 = 1.4142135623730951; // math.Sqrt2
+	LOOP(i, n) {
+		double x = (double)inp[i];
+		out[i] = (float)(0.5 * x * (1 + erf(x * sqrt2 / 2)));
+	}
+}
+
+// gelu_backward: dinp += dout·(Φ(x) + x·φ(x)).
+extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const float *inp, long long n) {
+	const double sqrt2 = 1.4142135623730951;     // math.Sqrt2
+	const double sqrt2pi = 2.5066282746310002;   // math.Sqrt(2*math.Pi)
+	LOOP(i, n) {
+		double x = (double)inp[i];
+		double cdf = 0.5 * (1 + erf(x * sqrt2 / 2));
+		double pdf = exp(-0.5 * x * x) / sqrt2pi;
+		dinp[i] += (float)((double)dout[i] * (cdf + x * pdf));
+	}
+}
+
+// slice_rows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
+extern "C" __global__ void slice_rows(float *out, const float *inp, long long N, long long S, long long start,
+                                      long long R, long long C) {
+	long long RC = R * C;
+	LOOP(i, N * RC) {
+		long long n = i / RC, rc = i % RC;
+		out[i] = inp[(n * S + start) * C + rc];
+	}
+}
+
+// slice_rows_backward: dinp[n,start+r,:] += dout[n,r,:].
+extern "C" __global__ void slice_rows_backward(float *dinp, const float *dout, long long N, long long S,
+                                               long long start, long long R, long long C) {
+	long long RC = R * C;
+	LOOP(i, N * RC) {
+		long long n = i / RC, rc = i % RC;
+		dinp[(n * S + start) * C + rc] += dout[i];
+	}
+}
+
+// repeat_rows: out[r,j,:] = inp[r,:] for j < m. out (R,m,C), inp (R,C).
+extern "C" __global__ void repeat_rows(float *out, const float *inp, long long R, long long m, long long C) {
+	LOOP(i, R * m * C) {
+		long long r = i / (m * C), c = i % C;
+		out[i] = inp[r * C + c];
+	}
+}
+
+// transpose01: out[b,a,:] = inp[a,b,:] (acc: +=). out (B,A,C), inp (A,B,C).
+extern "C" __global__ void transpose01(float *out, const float *inp, long long A, long long B, long long C,
+                                       long long acc) {
+	LOOP(i, A * B * C) {
+		long long c = i % C, a = (i / C) % A, b = i / (A * C);
+		float v = inp[(a * B + b) * C + c];
+		if (acc) {
+			out[i] += v;
+		} else {
+			out[i] = v;
+		}
+	}
+}
+
+// pair_embed: the inductor's tokens. out (N,2L+T,C), x,y (N,L) int, val (V,C),
+// pos (L,C), chn (3,C), slot (T,C). A token outside [0,V) writes NaN and
+// flags code.
+extern "C" __global__ void pair_embed(float *out, const int *x, const int *y, const float *val, const float *pos,
+                                      const float *chn, const float *slot, long long N, long long L, long long T,
+                                      long long C, long long V, int *err, long long code) {
+	long long S = 2 * L + T;
+	LOOP(i, N * S * C) {
+		long long c = i % C, s = (i / C) % S, n = i / (S * C);
+		if (s < 2 * L) {
+			long long l = s < L ? s : s - L;
+			int tok = s < L ? x[n * L + l] : y[n * L + l];
+			if (tok < 0 || tok >= V) {
+				flag_error(err, code);
+				out[i] = __int_as_float(0x7fc00000);
+				continue;
+			}
+			long long ch = s < L ? 0 : 1;
+			out[i] = val[tok * C + c] + pos[l * C + c] + chn[ch * C + c];
+		} else {
+			long long t = s - 2 * L;
+			out[i] = slot[t * C + c] + chn[2 * C + c];
+		}
+	}
+}
+
+// one_hot: out[n,:] = onehot(idx[n]) over K. An index outside [0,K) leaves a
+// zero row and flags code.
+extern "C" __global__ void one_hot(float *out, const int *idx, long long N, long long K, int *err, long long code) {
+	LOOP(i, N * K) {
+		long long n = i / K, k = i % K;
+		int v = idx[n];
+		if (v < 0 || v >= K) {
+			if (k == 0) {
+				flag_error(err, code);
+			}
+			out[i] = 0;
+			continue;
+		}
+		out[i] = v == k ? 1.0f : 0.0f;
+	}
+}
+
+// skip_mix: g = z[n,skip], out[n,:] = g·prev[n,:] + (1−g)·hat[n,:].
+extern "C" __global__ void skip_mix(float *out, const float *prev, const float *hat, const float *z, long long N,
+                                    long long D, long long K, long long skip) {
+	LOOP(i, N * D) {
+		float g = z[(i / D) * K + skip];
+		out[i] = g * prev[i] + (1 - g) * hat[i];
+	}
+}
+
+// skip_mix_backward_inputs: dprev += g·dout, dhat += (1−g)·dout (either may
+// be null). dz is reduced per row in rows.cu.
+extern "C" __global__ void skip_mix_backward_inputs(float *dprev, float *dhat, const float *dout, const float *z,
+                                                    long long N, long long D, long long K, long long skip) {
+	LOOP(i, N * D) {
+		float g = z[(i / D) * K + skip];
+		float v = dout[i];
+		if (dprev) {
+			dprev[i] += g * v;
+		}
+		if (dhat) {
+			dhat[i] += (1 - g) * v;
+		}
+	}
+}
+
+// gumbel_uniform is model.GumbelUniform: a SplitMix64 finaliser of seed and
+// index, top 24 bits k, u = (k + 0.5)/2^24 exactly.
+__device__ __forceinline__ double gumbel_uniform(unsigned long long seed, unsigned long long i) {
+	unsigned long long z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	return ((double)(z >> 40) + 0.5) / 16777216.0;
+}
+
+// go_log is Go's math.Log for positive finite x: the FreeBSD algorithm,
+// the same IEEE operations in the same order as math's log.go and its amd64
+// assembly (which reduces with f1 <= √2/2 where log.go has <; it matters for
+// one mantissa value only). CUDA's log() may differ in the last bit, and
+// through −log(−log u) near u = 1/e that changed 1 float32 noise value in
+// 3.4·10⁷ (measured on an H200); with go_log the noise matches the CPU's
+// bit for bit. Needs -fmad=false (no contraction into fused multiply-add).
+__device__ double go_log(double x) {
+	const double Ln2Hi = 6.93147180369123816490e-01; // 3fe62e42 fee00000
+	const double Ln2Lo = 1.90821492927058770002e-10; // 3dea39ef 35793c76
+	const double L1 = 6.666666666666735130e-01;      // 3FE55555 55555593
+	const double L2 = 3.999999999940941908e-01;      // 3FD99999 9997FA04
+	const double L3 = 2.857142874366239149e-01;      // 3FD24924 94229359
+	const double L4 = 2.222219843214978396e-01;      // 3FCC71C5 1D8E78AF
+	const double L5 = 1.818357216161805012e-01;      // 3FC74664 96CB03DE
+	const double L6 = 1.531383769920937332e-01;      // 3FC39A09 D078C69F
+	const double L7 = 1.479819860511658591e-01;      // 3FC2F112 DF3E5244
+	const double HSqrt2 = 7.07106781186547524401e-01; // √2/2
+	if (!(x > 0) || x == __longlong_as_double(0x7ff0000000000000ll)) {
+		return log(x); // NaN, ±0, negative, +Inf: never drawn here
+	}
+	// f1, ki := math.Frexp(x): x = f1·2^ki, f1 in [0.5, 1)
+	unsigned long long bits = __double_as_longlong(x);
+	int ki = 0;
+	if ((bits >> 52) == 0) { // subnormal: normalise first, as Frexp
+		x *= 4503599627370496.0; // 2^52
+		bits = __double_as_longlong(x);
+		ki = -52;
+	}
+	ki += (int)((bits >> 52) & 0x7ff) - 1022;
+	double f1 = __longlong_as_double((long long)((bits & 0x000fffffffffffffull) | 0x3fe0000000000000ull));
+	if (f1 <= HSqrt2) {
+		f1 *= 2;
+		ki--;
+	}
+	double f = f1 - 1;
+	double k = (double)ki;
+	double s = f / (2 + f);
+	double s2 = s * s;
+	double s4 = s2 * s2;
+	double t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+	double t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+	double R = t1 + t2;
+	double hfsq = 0.5 * f * f;
+	return k * Ln2Hi - ((hfsq - (s * (hfsq + R) + k * Ln2Lo)) - f);
+}
+
+// gumbel: dst[i] = −log(−log(u)), u = GumbelUniform(seed, i), in double
+// with Go's log (go_log), so the noise is the CPU's bit for bit.
+extern "C" __global__ void gumbel(float *dst, unsigned long long seed, long long n) {
+	LOOP(i, n) {
+		double u = gumbel_uniform(seed, (unsigned long long)i);
+		dst[i] = (float)(-go_log(-go_log(u)));
+	}
+}
+
+// adamw: PyTorch's AdamW per element in double, as CPU.AdamW. The host
+// passes the hyperparameters already converted (decimal64) and the bias
+// corrections bc1 = 1−β1^step, bc2 = 1−β2^step and decay = 1−lr·wd.
+extern "C" __global__ void adamw(float *p, const float *g, float *m, float *v, long long n, double b1, double b2,
+                                 double bc1, double bc2, double lr, double eps, double decay, double grad_scale) {
+	float gs = (float)grad_scale;
+	LOOP(i, n) {
+		double gv = (double)(g[i] * gs);
+		float mi = (float)(b1 * (double)m[i] + (1 - b1) * gv);
+		float vi = (float)(b2 * (double)v[i] + (1 - b2) * gv * gv);
+		m[i] = mi;
+		v[i] = vi;
+		double mhat = (double)mi / bc1, vhat = (double)vi / bc2;
+		p[i] = (float)((double)p[i] * decay - lr * mhat / (sqrt(vhat) + eps));
+	}
+}

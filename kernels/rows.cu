@@ -1,0 +1,263 @@
+// kernels/rows.cu: the CUDA backend's row ops (native/cuda): one warp per
+// row, lanes striding over the row's elements, float64 sums reduced with a
+// fixed butterfly of warp shuffles (deterministic). Each kernel mirrors the
+// method of the same name in model/cpu.go in operation order and precision.
+//
+// Calling convention as in elementwise.cu: 8-byte parameters only; rows run
+// in a grid-stride loop over warps, so any grid size is correct. Launch with
+// blockDim.x a multiple of 32.
+
+#define FULL_MASK 0xffffffffu
+
+#define WARP_LOOP(row, rows)                                                                \
+	for (long long row = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32; row < (rows); \
+	     row += (long long)gridDim.x * blockDim.x / 32)
+
+#define THREAD_LOOP(i, n)                                                         \
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+	     i += (long long)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ double warp_sum(double v) {
+	for (int o = 16; o > 0; o >>= 1) {
+		v += __shfl_xor_sync(FULL_MASK, v, o);
+	}
+	return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+	for (int o = 16; o > 0; o >>= 1) {
+		v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+	}
+	return v;
+}
+
+__device__ __forceinline__ void flag_error(int *err, long long code) {
+	atomicCAS(err, 0, (int)code);
+}
+
+// layernorm: out = (inp−mean)·rstd·w + b over C, eps 1e-5; mean and variance
+// in float64; saves mean, rstd (N) as float32.
+extern "C" __global__ void layernorm(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                     const float *b, long long N, long long C) {
+	int lane = threadIdx.x % 32;
+	WARP_LOOP(n, N) {
+		const float *x = inp + n * C;
+		double s = 0;
+		for (long long i = lane; i < C; i += 32) {
+			s += (double)x[i];
+		}
+		double m = warp_sum(s) / (double)C;
+		double ss = 0;
+		for (long long i = lane; i < C; i += 32) {
+			double d = (double)x[i] - m;
+			ss += d * d;
+		}
+		double rs = 1 / sqrt(warp_sum(ss) / (double)C + 1e-5);
+		float mf = (float)m, rf = (float)rs;
+		if (lane == 0) {
+			mean[n] = mf;
+			rstd[n] = rf;
+		}
+		float *o = out + n * C;
+		for (long long i = lane; i < C; i += 32) {
+			o[i] = (x[i] - mf) * rf * w[i] + b[i];
+		}
+	}
+}
+
+// layernorm_backward_inp: dinp[n,:] += rstd·(dnorm − mean(dnorm) −
+// norm·mean(dnorm·norm)), dnorm = w·dout, norm = (inp−mean)·rstd.
+extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout, const float *inp, const float *w,
+                                                  const float *mean, const float *rstd, long long N, long long C) {
+	int lane = threadIdx.x % 32;
+	WARP_LOOP(n, N) {
+		const float *x = inp + n * C, *g = dout + n * C;
+		float mf = mean[n], rf = rstd[n];
+		double dm = 0, dnm = 0;
+		for (long long i = lane; i < C; i += 32) {
+			float norm = (x[i] - mf) * rf;
+			float dn = w[i] * g[i];
+			dm += (double)dn;
+			dnm += (double)(dn * norm);
+		}
+		float dmf = (float)(warp_sum(dm) / (double)C), dnmf = (float)(warp_sum(dnm) / (double)C);
+		float *di = dinp + n * C;
+		for (long long i = lane; i < C; i += 32) {
+			float norm = (x[i] - mf) * rf;
+			float dn = w[i] * g[i];
+			di[i] += (dn - dmf - norm * dnmf) * rf;
+		}
+	}
+}
+
+// softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, the
+// row maximum subtracted; exp and sum in float64. noise may be null. out may
+// alias logits (each lane reads and writes only its own elements), which the
+// attention forward uses in place with tau = 1.
+extern "C" __global__ void softmax(float *out, const float *logits, const float *noise, double tau, long long N,
+                                   long long K) {
+	int lane = threadIdx.x % 32;
+	float t = (float)tau;
+	WARP_LOOP(n, N) {
+		const float *l = logits + n * K;
+		float *o = out + n * K;
+		float maxv = __int_as_float(0xff800000); // -Inf
+		for (long long k = lane; k < K; k += 32) {
+			float v = l[k];
+			if (noise) {
+				v += noise[n * K + k];
+			}
+			v /= t;
+			o[k] = v;
+			maxv = fmaxf(maxv, v);
+		}
+		maxv = warp_max(maxv);
+		double sum = 0;
+		for (long long k = lane; k < K; k += 32) {
+			double e = exp((double)(o[k] - maxv));
+			o[k] = (float)e;
+			sum += e;
+		}
+		double inv = 1 / warp_sum(sum);
+		for (long long k = lane; k < K; k += 32) {
+			o[k] = (float)((double)o[k] * inv);
+		}
+	}
+}
+
+// softmax_backward: dlogits += out⊙(dout − Σ_k dout·out)/tau, in float64.
+extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, const float *out, double tau,
+                                            long long N, long long K) {
+	int lane = threadIdx.x % 32;
+	double inv = 1 / (double)(float)tau;
+	WARP_LOOP(n, N) {
+		const float *p = out + n * K, *g = dout + n * K;
+		double dot = 0;
+		for (long long k = lane; k < K; k += 32) {
+			dot += (double)p[k] * (double)g[k];
+		}
+		dot = warp_sum(dot);
+		float *dl = dlogits + n * K;
+		for (long long k = lane; k < K; k += 32) {
+			dl[k] += (float)((double)p[k] * ((double)g[k] - dot) * inv);
+		}
+	}
+}
+
+// attention_softmax_backward: in place on each row of scratch (rows of S),
+// which holds datt = dout·vᵀ: scratch = att⊙(datt − Σ att·datt), the sum in
+// float64 of float32 products (as the CPU's attention backward).
+extern "C" __global__ void attention_softmax_backward(float *scratch, const float *att, long long rows, long long S) {
+	int lane = threadIdx.x % 32;
+	WARP_LOOP(r, rows) {
+		const float *a = att + r * S;
+		float *d = scratch + r * S;
+		double dot = 0;
+		for (long long k = lane; k < S; k += 32) {
+			dot += (double)(a[k] * d[k]);
+		}
+		float dotf = (float)warp_sum(dot);
+		for (long long k = lane; k < S; k += 32) {
+			d[k] = a[k] * (d[k] - dotf);
+		}
+	}
+}
+
+// skip_mix_backward_z: dz[n,skip] += Σ_d dout·(prev − hat), in float64.
+extern "C" __global__ void skip_mix_backward_z(float *dz, const float *dout, const float *prev, const float *hat,
+                                               long long N, long long D, long long K, long long skip) {
+	int lane = threadIdx.x % 32;
+	WARP_LOOP(n, N) {
+		double s = 0;
+		for (long long i = lane; i < D; i += 32) {
+			long long j = n * D + i;
+			s += (double)dout[j] * ((double)prev[j] - (double)hat[j]);
+		}
+		s = warp_sum(s);
+		if (lane == 0) {
+			dz[n * K + skip] += (float)s;
+		}
+	}
+}
+
+// argmax_one_hot: out[n,:] = onehot(argmax_k logits[n,k]), first max wins
+// (one thread per row, scanning in order as the CPU does).
+extern "C" __global__ void argmax_one_hot(float *out, const float *logits, long long N, long long K) {
+	THREAD_LOOP(n, N) {
+		const float *l = logits + n * K;
+		long long best = 0;
+		for (long long k = 1; k < K; k++) {
+			if (l[k] > l[best]) {
+				best = k;
+			}
+		}
+		float *o = out + n * K;
+		for (long long k = 0; k < K; k++) {
+			o[k] = k == best ? 1.0f : 0.0f;
+		}
+	}
+}
+
+// nll_backward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.
+extern "C" __global__ void nll_backward(float *dp, const float *dout, const float *p, const int *y, long long N,
+                                        long long V, double scale, int *err, long long code) {
+	double g = -(double)dout[0] * scale;
+	THREAD_LOOP(n, N) {
+		int t = y[n];
+		if (t < 0 || t >= V) {
+			flag_error(err, code);
+			continue;
+		}
+		long long i = n * V + t;
+		double pv = (double)p[i];
+		if (pv > 1e-8) {
+			dp[i] += (float)(g / pv);
+		}
+	}
+}
+
+// seq_score: loglik[r] = Σ_l log(max(p[r,l,y],1e-8)) and exact[r] = 1 when
+// argmax_v p[r,l,:] == y[r,l] at every l (first max wins), else 0.
+// p (R,L,V), y (R,L) int. One thread per sequence.
+extern "C" __global__ void seq_score(float *loglik, float *exact, const float *p, const int *y, long long R,
+                                     long long L, long long V, int *err, long long code) {
+	THREAD_LOOP(r, R) {
+		double s = 0;
+		float ok = 1;
+		for (long long l = 0; l < L; l++) {
+			const float *row = p + (r * L + l) * V;
+			int t = y[r * L + l];
+			if (t < 0 || t >= V) {
+				flag_error(err, code);
+				ok = 0;
+				continue;
+			}
+			double pt = (double)row[t];
+			s += log(pt > 1e-8 ? pt : 1e-8);
+			long long best = 0;
+			for (long long v = 1; v < V; v++) {
+				if (row[v] > row[best]) {
+					best = v;
+				}
+			}
+			if (best != t) {
+				ok = 0;
+			}
+		}
+		loglik[r] = (float)s;
+		exact[r] = ok;
+	}
+}
+
+// reuse_reg_backward: dq[n,d] += dout[0]·exp(S[d])/(1−q[n,d]) where
+// q < 1−1e-6; S (D) float64 from reuse_sums (reduce.cu).
+extern "C" __global__ void reuse_reg_backward(float *dq, const float *dout, const float *q, const double *S,
+                                              long long N, long long D) {
+	double g = (double)dout[0];
+	THREAD_LOOP(i, N * D) {
+		double qv = (double)q[i];
+		if (qv < 0.999999) {
+			dq[i] += (float)(g * exp(S[i % D]) / (1 - qv));
+		}
+	}
+}
