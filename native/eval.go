@@ -46,8 +46,12 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	device := fs.String("device", "cpu", "compute device: cpu or cuda")
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *maxSeqs <= 0 {
+		return fmt.Errorf("--max-seqs = %d, must be positive", *maxSeqs)
 	}
 	if *ntasks <= 0 {
 		return fmt.Errorf("--tasks = %d, must be positive", *ntasks)
@@ -80,7 +84,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--parts: %q is not id or ood", p)
 		}
 		tasks := model.GenTasks(sp, part, *ntasks, m.Cfg.Train.Pairs, *seed)
-		rep, err := evalSet(m, tasks, sc, *seed)
+		rep, err := evalSet(m, tasks, sc, *seed, *maxSeqs)
 		if err != nil {
 			return err
 		}
@@ -103,12 +107,13 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 }
 
 // evalSet runs the three methods on tasks, in chunks that fit the searcher.
-func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64) (setReport, error) {
+func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64, maxSeqs int) (setReport, error) {
 	tb, err := model.NewTaskBatch(tasks)
 	if err != nil {
 		return setReport{}, err
 	}
 	s := model.NewSearcher(m)
+	s.MaxSeqs = maxSeqs
 	chunk := s.Chunk(sc.Starts, tb.M)
 	rep := setReport{Tasks: tb.N, Detail: map[string]methodStats{}}
 	type method struct {

@@ -36,8 +36,12 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	device := fs.String("device", "cpu", "compute device: cpu or cuda")
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print one JSON object per task")
+	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *maxSeqs <= 0 {
+		return fmt.Errorf("--max-seqs = %d, must be positive", *maxSeqs)
 	}
 	if *tasksPath == "" {
 		return fmt.Errorf("--tasks is required")
@@ -65,6 +69,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	s := model.NewSearcher(m)
+	s.MaxSeqs = *maxSeqs
 	// Tasks with the same number of pairs share a batch.
 	results := make([]model.Result, len(tasks))
 	groups := map[int][]int{}
