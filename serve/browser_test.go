@@ -283,6 +283,23 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// Stop: a task the shift-l model cannot solve (rev; inc) runs until
+	// stopped, and answers with the best program so far.
+	within(t, ctx, 5*time.Second, "fill program", chromedp.SetValue(chromedp.ID("fill-program"), "rev; inc"))
+	within(t, ctx, 5*time.Second, "click fill", chromedp.Click(chromedp.ID("btn-fill")))
+	within(t, ctx, 5*time.Second, "set steps", chromedp.SetValue(chromedp.ID("opt-steps"), "1000"))
+	within(t, ctx, 5*time.Second, "click Search", chromedp.Click(chromedp.ID("btn-search")))
+	within(t, ctx, time.Minute, "search runs",
+		chromedp.Poll[bool](`parseInt(document.getElementById("s-step").textContent) >= 2`, chromedp.WithPollingInterval(50*time.Millisecond)))
+	tStop := time.Now()
+	within(t, ctx, 5*time.Second, "click Stop", chromedp.Click(chromedp.ID("btn-stop")))
+	waitState(t, ctx, 30*time.Second, "searched")
+	sub = within(t, ctx, 5*time.Second, "stopped summary", chromedp.Evaluate[string](`document.getElementById("search-sub").textContent`))
+	t.Logf("stop took %.2f s: %s", time.Since(tStop).Seconds(), sub)
+	if !strings.Contains(sub, "stopped") {
+		t.Errorf("after Stop the summary says %q, want it to say stopped", sub)
+	}
+
 	// A bad input shows a message on the page (and nothing in the console).
 	within(t, ctx, 5*time.Second, "bad query", chromedp.SetValue(chromedp.CSS(`[data-role=query-in] input`), "12a"))
 	within(t, ctx, 5*time.Second, "click Induce", chromedp.Click(chromedp.ID("btn-induce")))
