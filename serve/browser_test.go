@@ -12,6 +12,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -68,10 +71,15 @@ func siteFolder(t testing.TB) string {
 	return dir
 }
 
-// startSite runs serve (the real run function) over the site on a free port.
+// startSite runs serve (the real run function) over the built site on a free port.
 func startSite(t testing.TB) *site {
 	t.Helper()
-	dir := siteFolder(t)
+	return startSiteDir(t, siteFolder(t))
+}
+
+// startSiteDir runs serve over dir on a free port.
+func startSiteDir(t testing.TB, dir string) *site {
+	t.Helper()
 	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
 		t.Fatalf("site folder %s: %v", dir, err)
 	}
@@ -85,7 +93,9 @@ func startSite(t testing.TB) *site {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--dir", dir, "--quiet"}, os.Stderr, ready) }()
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--dir", dir, "--quiet", "--grace", "500ms"}, os.Stderr, ready)
+	}()
 	select {
 	case addr := <-ready:
 		s.url = "http://" + addr + "/"
@@ -312,4 +322,113 @@ func TestBrowser(t *testing.T) {
 	if errs := logs.list(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// copySite copies the built site into a fresh folder the test may break.
+func copySite(t *testing.T) string {
+	t.Helper()
+	src, dst := siteFolder(t), filepath.Join(t.TempDir(), "site")
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestBrowserErrors breaks the site's weights three ways and checks that
+// the page says what went wrong (and logs no console error).
+func TestBrowserErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ctx, logs := startBrowser(t)
+	type manifest struct {
+		Models []struct {
+			File   string `json:"file"`
+			SHA256 string `json:"sha256"`
+		} `json:"models"`
+	}
+	cases := []struct {
+		name    string
+		breakIt func(dir, file string, man []byte) []byte // returns the new manifest
+		want    string
+	}{
+		{"missing weights", func(dir, file string, man []byte) []byte {
+			os.Remove(filepath.Join(dir, file))
+			return man
+		}, "HTTP 404"},
+		{"flipped byte, manifest hash", func(dir, file string, man []byte) []byte {
+			flip(t, filepath.Join(dir, file))
+			return man
+		}, "does not match the manifest"},
+		{"flipped byte, decoder check", func(dir, file string, man []byte) []byte {
+			old := sha(t, filepath.Join(dir, file))
+			flip(t, filepath.Join(dir, file))
+			return []byte(strings.Replace(string(man), old, sha(t, filepath.Join(dir, file)), 1))
+		}, "nli.loadWeights"},
+	}
+	for _, c := range cases {
+		dir := copySite(t)
+		manPath := filepath.Join(dir, "manifest.json")
+		man, err := os.ReadFile(manPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m manifest
+		if err := json.Unmarshal(man, &m); err != nil || len(m.Models) == 0 {
+			t.Fatalf("manifest: %v", err)
+		}
+		if err := os.WriteFile(manPath, c.breakIt(dir, m.Models[0].File, man), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := startSiteDir(t, dir)
+		within(t, ctx, 30*time.Second, "navigate", chromedp.Navigate(s.url))
+		state := within(t, ctx, 2*time.Minute, c.name+": wait for the error",
+			chromedp.Poll[string](`["ready","error"].includes(document.body.dataset.state) && document.body.dataset.state`))
+		msg := within(t, ctx, 5*time.Second, "error text", chromedp.Evaluate[string](`document.getElementById("error-text").textContent`))
+		t.Logf("%s: state %s, message %q", c.name, state, msg)
+		if state != "error" || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: state %q, message %q; want the error state and a message containing %q", c.name, state, msg, c.want)
+		}
+	}
+	if errs := logs.list(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// flip changes one byte in the middle of a file.
+func flip(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x55
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sha returns a file's hex SHA-256.
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

@@ -43,7 +43,7 @@ func main() {
 var observeRequests func(requestLog)
 
 // run parses flags, serves until ctx is done, then shuts down gracefully
-// (in-flight requests get up to 5 s). If ready is non-nil it receives the
+// (in-flight requests get --grace, 5 s by default, then connections close). If ready is non-nil it receives the
 // listening address once the server accepts connections.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address HOST:PORT (port 0 picks a free one)")
 	dir := fs.String("dir", "bin/site", "folder to serve")
 	quiet := fs.Bool("quiet", false, "do not log each request")
+	grace := fs.Duration("grace", 5*time.Second, "on shutdown, how long in-flight requests may finish")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,10 +92,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running, or connections a browser opened ahead of
+		// time and never used: close them.
+		logger.Info("closing connections still open after the grace period", "grace", *grace)
+		if err := srv.Close(); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
