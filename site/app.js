@@ -10,6 +10,7 @@ const L = 20; // sequence length of the task suite
 const V = 10; // values 0..9
 const SPLITS = ["shift-l", "shift-p", "comp-i"];
 const GALLERY = { n: 8, seed: 1234 }; // the same tasks as `native gen --n 8 --seed 1234`
+const STARTS_PER_WORKER = 4; // default search starts = this × workers
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -550,6 +551,11 @@ async function startEngine(n) {
   state.engine = eng;
   $("load-status").textContent = `starting ${n} worker${n > 1 ? "s" : ""} (WebAssembly module ${(state.manifest.wasmBytes / 1e6).toFixed(1)} MB)…`;
   eng.info = await eng.start(state.manifest.wasm);
+  // The default search: 4 starts per worker. Fewer starts per worker make
+  // each step cheaper, and on shift-l OOD tasks 4 per worker solve about as
+  // often as 8 in little more than half the time (docs/BROWSER.md).
+  const st = $("opt-starts");
+  if (st.dataset.auto) st.value = String(STARTS_PER_WORKER * n);
 }
 
 async function main() {
@@ -575,6 +581,7 @@ async function main() {
     }
   };
   $("btn-fill").onclick = fill;
+  $("opt-starts").addEventListener("input", () => delete $("opt-starts").dataset.auto);
   $("btn-induce").onclick = induce;
   $("btn-search").onclick = search;
   $("btn-stop").onclick = () => state.search && state.search.abort();
