@@ -87,6 +87,10 @@ cmd_wasm() {
 # sha256_of prints the hex SHA-256 of a file.
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# SITE_DEFAULT_MODEL is the model the page loads first (docs/BROWSER.md says
+# why this one); ?model=ID in the page's URL picks another.
+SITE_DEFAULT_MODEL=${SITE_DEFAULT_MODEL:-shift-l}
+
 # cmd_site assembles the static site into DIR (default bin/site): the sources
 # of site/, the module under a content-hashed name (plus a .gz sibling), the
 # toolchain's wasm_exec.js, every weights/*.nliw.sz under a content-hashed
@@ -113,16 +117,26 @@ cmd_site() {
   cp "$tmp/nli.wasm" "$out/$wasm"
   gzip -9 -n -c "$out/$wasm" >"$out/$wasm.gz"
   rm -rf "$tmp"
-  local models="" f id h file
+  # Every weights/<split>[-variant].nliw.sz ships; the page lists them by
+  # split and loads $SITE_DEFAULT_MODEL first (when shipped).
+  local models="" f id h file split s
   for f in weights/*.nliw.sz; do
     [ -e "$f" ] || continue
     id=$(basename "$f" .nliw.sz)
+    split=""
+    for s in shift-l shift-p comp-i; do
+      case "$id" in "$s" | "$s"-*) split=$s ;; esac
+    done
+    if [ -z "$split" ]; then
+      echo "build.sh site: skipping $f (its name does not start with a split: shift-l, shift-p, comp-i)" >&2
+      continue
+    fi
     h=$(sha256_of "$f")
     file="weights/$id.${h:0:12}.nliw.sz"
     cp "$f" "$out/$file"
     [ -n "$models" ] && models="$models,"
     models="$models
-    {\"id\": \"$id\", \"split\": \"$id\", \"file\": \"$file\", \"bytes\": $(wc -c <"$f"), \"sha256\": \"$h\"}"
+    {\"id\": \"$id\", \"split\": \"$split\", \"file\": \"$file\", \"bytes\": $(wc -c <"$f"), \"sha256\": \"$h\"}"
   done
   cat >"$out/manifest.json" <<JSON
 {
@@ -130,6 +144,7 @@ cmd_site() {
   "wasmBytes": $(wc -c <"$out/$wasm"),
   "wasmGzipBytes": $(wc -c <"$out/$wasm.gz"),
   "go": "$(go env GOVERSION)",
+  "default": "$SITE_DEFAULT_MODEL",
   "models": [$models
   ]
 }

@@ -7,7 +7,8 @@
 // Chromium on this machine: (1) start-steps per second of one worker against
 // the same search natively on one thread, and (2) the time the site's default
 // search takes to solve shift-l OOD tasks (median over NLI_BENCH_TASKS tasks,
-// default 20) with NLI_BENCH_WORKERS workers (default "2,1").
+// default 20) with NLI_BENCH_WORKERS workers (default "2,1") and the model
+// NLI_BENCH_MODEL (default: the site's).
 // docs/BROWSER.md records the numbers.
 
 package main
@@ -92,7 +93,7 @@ func TestBrowserBench(t *testing.T) {
 	}
 	ctx, logs := startBrowser(t)
 	s := startSite(t)
-	openSite(t, ctx, s.url+"?workers=1")
+	openSite(t, ctx, s.url+"?workers=1&model=shift-l") // the model nativeModel loads
 	first, _ := s.served()
 	t.Logf("first visit: %d bytes", first)
 
@@ -135,7 +136,12 @@ func TestBrowserBench(t *testing.T) {
 		}
 	}
 	for _, workers := range workerList {
-		openSite(t, ctx, s.url+"?workers="+strconv.Itoa(workers))
+		page := s.url + "?workers=" + strconv.Itoa(workers)
+		if id := os.Getenv("NLI_BENCH_MODEL"); id != "" {
+			page += "&model=" + id
+		}
+		openSite(t, ctx, page)
+		modelName := within(t, ctx, 5*time.Second, "model", chromedp.Evaluate[string](`nliApp.state.model.name`))
 		starts := within(t, ctx, 5*time.Second, "default starts", chromedp.Evaluate[int](`Number(document.getElementById("opt-starts").value)`))
 		steps := within(t, ctx, 5*time.Second, "default steps", chromedp.Evaluate[int](`Number(document.getElementById("opt-steps").value)`))
 		tasks := model.GenTasks(model.SplitShiftL, model.PartOOD, nTasks, 4, 7)
@@ -162,8 +168,8 @@ func TestBrowserBench(t *testing.T) {
 			times = append(times, secs)
 			t.Logf("  %s (%s): %.2f s, solved at step %d, correct %v", task.ID, task.Program, r.WallMs/1000, r.SolvedAt, r.Correct)
 		}
-		t.Logf("site defaults (%d starts, ≤ %d steps, %d worker(s)): median time to solve %.2f s over %d shift-l OOD tasks (seed 7); solved %d, right %d",
-			starts, steps, workers, median(times), nTasks, solved, right)
+		t.Logf("%s, site defaults (%d starts, ≤ %d steps, %d worker(s)): median time to solve %.2f s over %d shift-l OOD tasks (seed 7); solved %d, right %d",
+			modelName, starts, steps, workers, median(times), nTasks, solved, right)
 	}
 	if errs := logs.list(); len(errs) > 0 {
 		t.Errorf("console errors:\n%v", errs)

@@ -1,5 +1,6 @@
 // The browser test: serve the built site, open it in headless Chromium
-// (Debian's chromium, driven by chromedp), load the shipped shift-l model,
+// (Debian's chromium, driven by chromedp), load the shipped shift-l model
+// (weights/shift-l.nliw.sz),
 // run Induce and Search on a known OOD task, and check the right answer
 // appears, the page stayed responsive, no console error was logged, and
 // that a bad input shows a message. It saves a screenshot.
@@ -232,7 +233,7 @@ func TestBrowser(t *testing.T) {
 	ctx, logs := startBrowser(t)
 	s := startSite(t)
 	t0 := time.Now()
-	openSite(t, ctx, s.url+"?workers=2")
+	openSite(t, ctx, s.url+"?workers=2&model=shift-l")
 	firstVisit, perPath := s.served()
 	t.Logf("model ready %.1f s after navigation; first visit downloaded %d bytes: %v", time.Since(t0).Seconds(), firstVisit, perPath)
 
@@ -357,6 +358,7 @@ func TestBrowserErrors(t *testing.T) {
 	ctx, logs := startBrowser(t)
 	type manifest struct {
 		Models []struct {
+			ID     string `json:"id"`
 			File   string `json:"file"`
 			SHA256 string `json:"sha256"`
 		} `json:"models"`
@@ -395,7 +397,7 @@ func TestBrowserErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := startSiteDir(t, dir)
-		within(t, ctx, 30*time.Second, "navigate", chromedp.Navigate(s.url))
+		within(t, ctx, 30*time.Second, "navigate", chromedp.Navigate(s.url+"?model="+m.Models[0].ID))
 		state := within(t, ctx, 2*time.Minute, c.name+": wait for the error",
 			chromedp.Poll[string](`["ready","error"].includes(document.body.dataset.state) && document.body.dataset.state`))
 		msg := within(t, ctx, 5*time.Second, "error text", chromedp.Evaluate[string](`document.getElementById("error-text").textContent`))

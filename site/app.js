@@ -604,17 +604,31 @@ async function main() {
   }
   const sel = $("model-select");
   for (const split of SPLITS) {
-    const m = state.manifest.models.find((x) => x.split === split);
-    const o = document.createElement("option");
-    o.value = split;
-    o.textContent = m ? `${split} (${(m.bytes / 1e6).toFixed(1)} MB)` : `${split} (not trained yet)`;
-    o.disabled = !m;
-    sel.appendChild(o);
+    const ms = state.manifest.models.filter((x) => x.split === split);
+    if (ms.length === 0) {
+      const o = document.createElement("option");
+      o.value = "";
+      o.textContent = `${split} (not trained yet)`;
+      o.disabled = true;
+      sel.appendChild(o);
+    }
+    for (const m of ms) {
+      const o = document.createElement("option");
+      o.value = m.id;
+      o.textContent = `${m.id} (${(m.bytes / 1e6).toFixed(1)} MB)`;
+      sel.appendChild(o);
+    }
   }
-  const first = state.manifest.models[0];
+  const params = new URLSearchParams(location.search);
+  const models = state.manifest.models;
+  const first = models.find((x) => x.id === params.get("model")) ||
+    models.find((x) => x.id === state.manifest.default) || models[0];
   if (!first) {
     setState("error");
     return showError("This build ships no weights (weights/*.nliw.sz): nothing to run.");
+  }
+  if (params.get("model") && first.id !== params.get("model")) {
+    showError(`No model “${params.get("model")}” in this build; loading ${first.id}.`);
   }
   sel.value = first.id;
   const hw = navigator.hardwareConcurrency || 2;
@@ -625,7 +639,6 @@ async function main() {
     o.textContent = i;
     wsel.appendChild(o);
   }
-  const params = new URLSearchParams(location.search);
   const nWorkers = Math.max(1, Math.min(Number(params.get("workers")) || Math.min(hw, 4), 8));
   wsel.value = String(Math.min(nWorkers, wsel.options.length));
   try {
