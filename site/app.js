@@ -361,6 +361,7 @@ function setBusy(busy, searching = false) {
   $("btn-all-symbols").disabled = !ready || !state.shown;
   $("btn-stop").disabled = !searching;
   $("model-select").disabled = busy;
+  $("gallery-split").disabled = busy;
   $("workers-select").disabled = busy;
 }
 
@@ -507,6 +508,7 @@ async function loadModel(id) {
       (got.cached ? " (cached)" : "");
     $("engine-info").textContent = `${state.engine.n} worker${state.engine.n > 1 ? "s" : ""} · ${state.engine.info.go} · weights sha256 ${info.sha256.slice(0, 12)}`;
     $("btn-all-symbols").disabled = true;
+    $("gallery-split").value = m.split;
     await fillGallery(m.split);
     setState("ready");
   } catch (err) {
@@ -581,6 +583,16 @@ async function main() {
     }
   };
   $("btn-fill").onclick = fill;
+  for (const split of SPLITS) {
+    const o = document.createElement("option");
+    o.value = o.textContent = split;
+    $("gallery-split").appendChild(o);
+  }
+  $("gallery-split").onchange = async () => {
+    if (!state.model) return;
+    setBusy(true);
+    try { await fillGallery($("gallery-split").value); } catch (err) { showError(err); } finally { setBusy(false); }
+  };
   $("opt-starts").addEventListener("input", () => delete $("opt-starts").dataset.auto);
   $("btn-induce").onclick = induce;
   $("btn-search").onclick = search;
