@@ -496,3 +496,34 @@ func TestShippedShiftL(t *testing.T) {
 		t.Errorf("language(52) = %+v, want rotl 1", lang)
 	}
 }
+
+// BenchmarkSearch is the search of serve's browser benchmark (8 starts × 20
+// steps, one check at the end) under node, calling the model directly: it
+// compares wasm builds (flags, GOWASM) without a browser.
+func BenchmarkSearch(b *testing.B) {
+	raw, err := os.ReadFile("../weights/shift-l.nliw.sz")
+	if err != nil {
+		b.Skipf("no shipped weights: %v", err)
+	}
+	wf, err := model.DecodeWeightsBytes(raw, "shift-l", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := model.LoadModel(model.NewCPU(1), wf, "shift-l")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := model.NewSearcher(m)
+	tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, 1, 4, 1234))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := m.Cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 8, 20, 20
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		s.Gradient(tb, sc, 0, nil)
+	}
+	b.ReportMetric(float64(b.N*sc.Starts*sc.Steps)/time.Since(t0).Seconds(), "start-steps/s")
+}
