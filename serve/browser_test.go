@@ -36,6 +36,7 @@ const browserTask = "shift-l/ood/000004"
 // site is a running server over the built site.
 type site struct {
 	url   string
+	stop  func() // stops the server (also done at the end of the test)
 	mu    sync.Mutex
 	bytes map[string]int64 // body bytes served per path
 	total int64
@@ -103,11 +104,17 @@ func startSiteDir(t testing.TB, dir string) *site {
 	case err := <-done:
 		t.Fatalf("serve: %v", err)
 	}
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve shutdown: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve shutdown: %v", err)
-		}
+		s.stop()
 		observeRequests = nil
 	})
 	return s
@@ -433,4 +440,30 @@ func sha(t *testing.T, path string) string {
 	}
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// TestBrowserOffline checks the offline demo: after one visit, with the
+// server stopped, a reload still loads the model (weights from the Cache
+// API, the rest from the service worker) and Induce works.
+func TestBrowserOffline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ctx, logs := startBrowser(t)
+	s := startSite(t)
+	openSite(t, ctx, s.url+"?workers=1&model=shift-l")
+	within(t, ctx, time.Minute, "service worker active",
+		chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then((r) => !!r.active)`, chromedp.EvalAwaitPromise))
+	s.stop()
+	within(t, ctx, 30*time.Second, "reload offline", chromedp.Reload())
+	waitState(t, ctx, 2*time.Minute, "ready")
+	status := within(t, ctx, 5*time.Second, "load status", chromedp.Evaluate[string](`document.getElementById("load-status").textContent`))
+	if !strings.Contains(status, "cached") {
+		t.Errorf("offline load status %q, want weights from the cache", status)
+	}
+	within(t, ctx, 5*time.Second, "click Induce", chromedp.Click(chromedp.ID("btn-induce")))
+	waitState(t, ctx, time.Minute, "induced")
+	if errs := logs.list(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
 }

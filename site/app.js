@@ -672,6 +672,17 @@ async function main() {
     }
   };
   await loadModel(first.id);
+  registerServiceWorker();
+}
+
+/** Keeps the site usable offline after this visit (sw.js); secure contexts only. */
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
+  const v = encodeURIComponent(state.manifest.wasm);
+  navigator.serviceWorker.register(`sw.js?v=${v}`).then(
+    () => { state.offline = true; },
+    (err) => { console.warn("nli: no offline support:", err.message); },
+  );
 }
 
 main().catch((err) => { showError(err); setState("error"); });
