@@ -4,7 +4,7 @@
 // Induce / Search panels and the learned-language view. Every failure ends
 // as a message on the page.
 
-import { Engine, fetchWeights, sha256Hex, forgetWeights } from "./nli-client.js";
+import { Engine, fetchWeights, sha256Hex, forgetWeights, pruneWeights } from "./nli-client.js";
 
 const L = 20; // sequence length of the task suite
 const V = 10; // values 0..9
@@ -501,7 +501,10 @@ async function loadModel(id) {
       bar.value = done.reduce((a, b) => a + b, 0) / n;
       status.textContent = `${m.id}: ${p.phase === "decode" ? "decoding and checking" : "building"} weights in ${n} worker${n > 1 ? "s" : ""}`;
     });
-    if (got.store) await got.store().catch(() => {}); // cache only verified weights
+    if (got.store) {
+      await got.store().catch(() => {}); // cache only verified weights
+      await pruneWeights(m.id, m.file);
+    }
     state.model = info;
     bar.value = bar.max;
     status.textContent = `${m.id}: ${(info.params / 1e6).toFixed(2)}M parameters, T=${info.config.T}, K=${info.config.K}` +

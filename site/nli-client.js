@@ -149,6 +149,24 @@ export async function sha256Hex(buf) {
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * Drops cached weights of model id other than the file keep (older builds'
+ * hashed names), so the cache holds one version per model.
+ */
+export async function pruneWeights(id, keep) {
+  try {
+    if (!self.caches) return;
+    const cache = await caches.open("nli-weights-v1");
+    const keepURL = new URL(keep, location.href).href;
+    for (const req of await cache.keys()) {
+      const name = new URL(req.url).pathname.split("/").pop();
+      if (req.url !== keepURL && name.startsWith(id + ".") && name.endsWith(".nliw.sz")) await cache.delete(req);
+    }
+  } catch (_) {
+    /* best effort */
+  }
+}
+
 /** Drops url from the weights cache (after a failed check). */
 export async function forgetWeights(url) {
   try {
