@@ -107,21 +107,6 @@ func TestSearchAbort(t *testing.T) {
 	checkResults(t, s, tasks, res)
 }
 
-func TestSearchStepAllocs(t *testing.T) {
-	cfg := Tiny()
-	s := NewSearcher(randomModel(t, NewCPU(2), cfg, 5))
-	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
-	sc := cfg.Search
-	sc.Starts, sc.Steps, sc.CheckEvery = 8, 1000, 1000
-	run := s.StartGradient(tb, sc, 1)
-	defer run.Close()
-	run.Step()
-	run.Step()
-	if n := testing.AllocsPerRun(3, func() { run.Step() }); n != 0 {
-		t.Errorf("a search step allocates %v times after warm-up", n)
-	}
-}
-
 func benchSearchStep(b *testing.B, workers int) {
 	cfg := Default()
 	s := NewSearcher(randomModel(b, NewCPU(workers), cfg, 1))
@@ -146,19 +131,25 @@ func BenchmarkSearchStepDefault(b *testing.B) {
 	b.Run("workers=1", func(b *testing.B) { benchSearchStep(b, 1) })
 }
 
-// TestSearchCheckStepAllocs checks that a step with a hard check (every
-// step here) allocates nothing either, once its buffers have grown.
-func TestSearchCheckStepAllocs(t *testing.T) {
-	cfg := Tiny()
-	s := NewSearcher(randomModel(t, NewCPU(1), cfg, 5))
-	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
-	sc := cfg.Search
-	sc.Starts, sc.Steps, sc.CheckEvery = 8, 1000, 1
-	run := s.StartGradient(tb, sc, 1)
-	defer run.Close()
-	run.Step()
-	run.Step()
-	if n := testing.AllocsPerRun(3, func() { run.Step() }); n != 0 {
-		t.Errorf("a search step with a hard check allocates %v times after warm-up", n)
+// TestSearchStepAllocs checks that a search step allocates nothing after
+// warm-up, both a plain step and one with a hard check.
+func TestSearchStepAllocs(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		workers    int
+		checkEvery int
+	}{{"plain", 2, 1000}, {"check", 1, 1}} {
+		cfg := Tiny()
+		s := NewSearcher(randomModel(t, NewCPU(c.workers), cfg, 5))
+		tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
+		sc := cfg.Search
+		sc.Starts, sc.Steps, sc.CheckEvery = 8, 1000, c.checkEvery
+		run := s.StartGradient(tb, sc, 1)
+		run.Step()
+		run.Step()
+		if n := testing.AllocsPerRun(3, func() { run.Step() }); n != 0 {
+			t.Errorf("%s: a search step allocates %v times after warm-up", c.name, n)
+		}
+		run.Close()
 	}
 }
