@@ -31,6 +31,7 @@ commands:
   gen     write a task file (JSONL)         (native gen -h)
   solve   answer every task of a file       (native solve -h)
   language what each learned symbol does       (native language -h)
+  bench   training and search speed, per-op times (native bench -h)
   convert PyTorch-reference bundle → .nliw.sz (native convert -h)
 `
 
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdConvert(args[1:], stdout, stderr)
 	case "language":
 		err = cmdLanguage(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

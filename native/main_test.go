@@ -193,3 +193,15 @@ func TestCLILanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIBench runs the benchmark command on the CPU with a tiny config.
+func TestCLIBench(t *testing.T) {
+	out := mustRun(t, "bench", "--config", "tiny", "--train-steps", "1", "--search-steps", "1", "--profile", "--json", "--workers", "1")
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	if !(rep.TrainStepsPerS > 0 && rep.StartStepsPerS > 0) || len(rep.TrainProfile) == 0 || len(rep.SearchProfile) == 0 {
+		t.Errorf("bench report incomplete: %+v", rep)
+	}
+}

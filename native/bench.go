@@ -1,0 +1,153 @@
+// native bench: training steps per second and gradient-search start-steps
+// per second of one config on one device, optionally with a per-op time
+// breakdown (docs/bench_gpu.sh runs it beside the PyTorch reference).
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nli-go/nli/model"
+)
+
+// benchReport is what native bench measures.
+type benchReport struct {
+	Device         string         `json:"device"`
+	Config         string         `json:"config"`
+	TrainStepsPerS float64        `json:"train_steps_per_s"`
+	SamplesPerS    float64        `json:"train_samples_per_s"`
+	SearchTasks    int            `json:"search_tasks"`
+	SearchStarts   int            `json:"search_starts"`
+	StartStepsPerS float64        `json:"search_start_steps_per_s"`
+	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
+	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	cfgName := fs.String("config", "default", "config preset or JSON file")
+	device := fs.String("device", "cpu", "compute device: cpu or cuda")
+	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
+	trainSteps := fs.Int("train-steps", 20, "timed training steps (after 3 warm-up steps)")
+	searchSteps := fs.Int("search-steps", 10, "timed search steps (after 2 warm-up steps)")
+	tasks := fs.Int("tasks", 1, "tasks searched at once")
+	starts := fs.Int("starts", 0, "starts per task (default: the config's)")
+	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *trainSteps < 0 || *searchSteps < 0 || *tasks <= 0 || *starts < 0 {
+		return fmt.Errorf("--train-steps, --search-steps, --starts must be ≥ 0 and --tasks positive")
+	}
+	cfg, err := loadConfig(*cfgName)
+	if err != nil {
+		return err
+	}
+	b, err := newBackend(*device, *workers)
+	if err != nil {
+		return err
+	}
+	var prof *model.Profiled
+	if *profile {
+		prof = model.NewProfiled(b)
+		b = prof
+	}
+	m, err := model.NewModel(b, cfg)
+	if err != nil {
+		return err
+	}
+	m.Init(0)
+	rep := benchReport{Device: *device, Config: cfg.Name}
+	if *trainSteps > 0 {
+		tr, err := model.NewTrainer(m, model.SplitShiftL, 1000000, 0)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := tr.TrainStep(); err != nil {
+				return err
+			}
+		}
+		if prof != nil {
+			prof.Reset()
+		}
+		t0 := time.Now()
+		for i := 0; i < *trainSteps; i++ {
+			if _, err := tr.TrainStep(); err != nil {
+				return err
+			}
+		}
+		if err := b.Sync(); err != nil {
+			return err
+		}
+		d := time.Since(t0).Seconds()
+		rep.TrainStepsPerS = float64(*trainSteps) / d
+		rep.SamplesPerS = rep.TrainStepsPerS * float64(cfg.Train.Batch*cfg.Train.Pairs)
+		if prof != nil {
+			rep.TrainProfile = prof.Profile()
+		}
+	}
+	if *searchSteps > 0 {
+		sc := cfg.Search
+		if *starts > 0 {
+			sc.Starts = *starts
+		}
+		sc.Steps = *searchSteps + 2
+		tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, *tasks, cfg.Train.Pairs, 1234))
+		if err != nil {
+			return err
+		}
+		s := model.NewSearcher(m)
+		run := s.StartGradient(tb, sc, 0)
+		defer run.Close()
+		run.Step()
+		run.Step()
+		if prof != nil {
+			prof.Reset()
+		}
+		t0 := time.Now()
+		n := 0
+		for ; n < *searchSteps; n++ {
+			if _, more := run.Step(); !more {
+				n++
+				break
+			}
+		}
+		if err := b.Sync(); err != nil {
+			return err
+		}
+		rep.SearchTasks, rep.SearchStarts = *tasks, sc.Starts
+		rep.StartStepsPerS = float64(n**tasks*sc.Starts) / time.Since(t0).Seconds()
+		if prof != nil {
+			rep.SearchProfile = prof.Profile()
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s); search %.1f start-steps/s (%d tasks × %d starts)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts)
+	for _, part := range []struct {
+		name string
+		rows []model.OpTime
+	}{{"training", rep.TrainProfile}, {"search", rep.SearchProfile}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		var total time.Duration
+		for _, r := range part.rows {
+			total += r.Total
+		}
+		fmt.Fprintf(stdout, "\n%s: time per op (synchronised after each op)\n%-20s %8s %10s %6s\n", part.name, "op", "calls", "ms", "share")
+		for _, r := range part.rows {
+			fmt.Fprintf(stdout, "%-20s %8d %10.1f %5.1f%%\n", r.Op, r.Calls, float64(r.Total.Microseconds())/1000, 100*float64(r.Total)/float64(total))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# native/bench_gpu.sh: the Go CUDA trainer's speed beside the PyTorch reference,
+# on the same card, in one run. Build first (CUDA_HOME=... ./build.sh native), then
+#   native/bench_gpu.sh path/to/nli_torch.py
+# Prints the card, PyTorch's training steps/s and gradient-search start-steps/s
+# (200 tasks × 64 starts × 200 steps), the same for bin/native, the ratios, the
+# peak GPU memory seen during the Go run, and the Go per-op time breakdown.
+set -euo pipefail
+REF=${1:?usage: native/bench_gpu.sh path/to/nli_torch.py}
+N=${NATIVE:-bin/native}
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64 PYTHONUNBUFFERED=1
+tmp=$(mktemp -d)
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+python3 "$REF" --split shift-l --steps 600 --ntest 200 > "$tmp/torch.txt"
+( while sleep 0.2; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; done > "$tmp/mem.txt" ) &
+sampler=$!
+"$N" bench --device cuda --train-steps 300 --search-steps 200 --tasks 200 --starts 64 --json > "$tmp/go.json"
+kill "$sampler" 2>/dev/null || true
+"$N" bench --device cuda --train-steps 20 --search-steps 5 --tasks 200 --starts 64 --profile > "$tmp/profile.txt"
+python3 - "$tmp" <<'PY'
+import json, sys, os
+d = sys.argv[1]
+torch_train = torch_search = None
+for line in open(os.path.join(d, "torch.txt")):
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    if "train_steps_per_s" in r:
+        torch_train = r["train_steps_per_s"]
+    if r.get("part") == "test":
+        torch_search = 200 * 64 * 200 / r["search_s"]
+g = json.load(open(os.path.join(d, "go.json")))
+mem = [int(x) for x in open(os.path.join(d, "mem.txt")).read().split() if x.isdigit()]
+print(f"training: torch {torch_train:.1f} steps/s, go {g['train_steps_per_s']:.1f} steps/s, ratio {g['train_steps_per_s'] / torch_train:.2f}x")
+print(f"search:   torch {torch_search:.0f} start-steps/s, go {g['search_start_steps_per_s']:.0f} start-steps/s, ratio {g['search_start_steps_per_s'] / torch_search:.2f}x")
+print(f"peak GPU memory during the Go run: {max(mem) if mem else 'n/a'} MiB")
+PY
+cat "$tmp/profile.txt"
