@@ -7,6 +7,7 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -145,7 +146,7 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 			n := 0
 			for j := 0; j < probes; j++ {
 				c.Apply(want, x[j*SeqLen:(j+1)*SeqLen])
-				if equalI32(want, o[j*SeqLen:(j+1)*SeqLen]) {
+				if slices.Equal(want, o[j*SeqLen:(j+1)*SeqLen]) {
 					n++
 				}
 			}

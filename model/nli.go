@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // Skip is the symbol id of SKIP (a no-op step).
@@ -139,12 +140,12 @@ func (m *Model) Init(seed uint64) {
 			normal(0.02)
 		case name == "Eio" || name == "P" || name == "Ev":
 			normal(0.5)
-		case hasSuffix(name, "ln1.weight"), hasSuffix(name, "ln2.weight"), name == "lnf.weight":
+		case strings.HasSuffix(name, "ln1.weight"), strings.HasSuffix(name, "ln2.weight"), name == "lnf.weight":
 			fill(1)
-		case hasSuffix(name, "ln1.bias"), hasSuffix(name, "ln2.bias"), name == "lnf.bias",
-			hasSuffix(name, "in_proj_bias"), hasSuffix(name, "out_proj.bias"):
+		case strings.HasSuffix(name, "ln1.bias"), strings.HasSuffix(name, "ln2.bias"), name == "lnf.bias",
+			strings.HasSuffix(name, "in_proj_bias"), strings.HasSuffix(name, "out_proj.bias"):
 			fill(0)
-		case hasSuffix(name, "in_proj_weight"):
+		case strings.HasSuffix(name, "in_proj_weight"):
 			uniform(math.Sqrt(6.0 / float64(sh[0]+sh[1])))
 		case name == "exe.0.weight_s" || name == "exe.0.weight_v" || name == "exe.0.bias":
 			uniform(1 / math.Sqrt(float64(cfg.L*cfg.DS+cfg.DV)))
@@ -160,8 +161,6 @@ func (m *Model) Init(seed uint64) {
 		m.B.Upload(p.T, data)
 	}
 }
-
-func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
 
 // Encode runs the inductor's encoder on pairs x, y (N,L) int and returns
 // the slot encodings e (N,T,d) after the final LayerNorm.

@@ -7,6 +7,8 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 )
 
 // ParamSpec names one parameter tensor and its shape.
@@ -138,7 +140,7 @@ func (p *Params) Import(ts []NamedTensor, moments bool, name string) error {
 			if !ok {
 				return fmt.Errorf("%s: missing tensor %q", name, pre+q.Name)
 			}
-			if !shapeEq(t.Shape, q.T.Shape()) {
+			if !slices.Equal(t.Shape, q.T.Shape()) {
 				return fmt.Errorf("%s: tensor %q has shape %v, the config needs %v", name, t.Name, t.Shape, q.T.Shape())
 			}
 			if len(t.Data) != q.T.Len() {
@@ -172,21 +174,9 @@ func (p *Params) Import(ts []NamedTensor, moments bool, name string) error {
 
 func trimMoment(s string) string {
 	for _, pre := range []string{"adam_m/", "adam_v/"} {
-		if len(s) > len(pre) && s[:len(pre)] == pre {
-			return s[len(pre):]
+		if rest, ok := strings.CutPrefix(s, pre); ok {
+			return rest
 		}
 	}
 	return s
-}
-
-func shapeEq(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // TaskBatch is n tasks with the same number m of specification pairs, as
@@ -256,21 +257,9 @@ func (s *Searcher) finish(tb *TaskBatch, res []Result) []Result {
 	L := s.M.Cfg.L
 	for i := range res {
 		res[i].Pred = pred[i*L : (i+1)*L]
-		res[i].Correct = tb.Known[i] && equalI32(res[i].Pred, tb.YQ[i*L:(i+1)*L])
+		res[i].Correct = tb.Known[i] && slices.Equal(res[i].Pred, tb.YQ[i*L:(i+1)*L])
 	}
 	return res
-}
-
-func equalI32(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Induce answers each task with the inductor's own program: the argmax

@@ -5,6 +5,7 @@
 package model
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -40,7 +41,7 @@ func checkResults(t *testing.T, s *Searcher, tasks []Task, res []Result) {
 		out := s.Run(progs, x)
 		exact := 0
 		for j := range progs {
-			if equalI32(out[j*SeqLen:(j+1)*SeqLen], y[j*SeqLen:(j+1)*SeqLen]) {
+			if slices.Equal(out[j*SeqLen:(j+1)*SeqLen], y[j*SeqLen:(j+1)*SeqLen]) {
 				exact++
 			}
 		}
@@ -49,11 +50,11 @@ func checkResults(t *testing.T, s *Searcher, tasks []Task, res []Result) {
 		}
 		q := appendInts(nil, tasks[i].Test[0].Input)
 		pred := s.Run([][]int{r.Program}, q)
-		if !equalI32(pred, r.Pred) {
+		if !slices.Equal(pred, r.Pred) {
 			t.Errorf("task %d: prediction %v, re-execution %v", i, r.Pred, pred)
 		}
 		want := appendInts(nil, tasks[i].Test[0].Output)
-		if r.Correct != equalI32(pred, want) {
+		if r.Correct != slices.Equal(pred, want) {
 			t.Errorf("task %d: Correct = %v, but prediction %v vs answer %v", i, r.Correct, pred, want)
 		}
 	}

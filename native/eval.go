@@ -68,13 +68,9 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	spName := *split
-	if spName == "" {
-		spName = wf.Provenance.Split
-	}
-	sp, err := model.ParseSplit(spName)
+	sp, err := splitOf(*split, wf)
 	if err != nil {
-		return fmt.Errorf("--split: %w", err)
+		return err
 	}
 	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "device": b.Name()}
 	var rows []string
@@ -207,4 +203,16 @@ func searchFlags(sc model.SearchConfig, starts, steps int) (model.SearchConfig, 
 		sc.Steps = steps
 	}
 	return sc, nil
+}
+
+// splitOf resolves --split, defaulting to the split the weights were trained on.
+func splitOf(flagValue string, wf *model.WeightsFile) (model.Split, error) {
+	if flagValue == "" {
+		flagValue = wf.Provenance.Split
+	}
+	sp, err := model.ParseSplit(flagValue)
+	if err != nil {
+		return "", fmt.Errorf("--split: %w", err)
+	}
+	return sp, nil
 }

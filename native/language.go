@@ -36,13 +36,9 @@ func cmdLanguage(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	name := *split
-	if name == "" {
-		name = wf.Provenance.Split
-	}
-	sp, err := model.ParseSplit(name)
+	sp, err := splitOf(*split, wf)
 	if err != nil {
-		return fmt.Errorf("--split: %w", err)
+		return err
 	}
 	lang, err := model.DescribeLanguage(model.NewSearcher(m), sp, *tasks, m.Cfg.Train.Pairs, *probes, *seed, *all)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,7 +49,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	mustRun(t, append(common, "--out", c, "--resume")...)
 	ma, _ := os.ReadFile(filepath.Join(a, metricsFile))
 	mc, _ := os.ReadFile(filepath.Join(c, metricsFile))
-	if got, want := lossesOf(t, mc), lossesOf(t, ma); !equalF(got, want) {
+	if got, want := lossesOf(t, mc), lossesOf(t, ma); !slices.Equal(got, want) {
 		t.Fatalf("metrics after resume differ:\n%v\n%v", got, want)
 	}
 	if code, _, errs := runCLI(t, append(append([]string{}, common...), "--out", c, "--resume", "--steps", "7")...); code == 0 || !strings.Contains(errs, "6 steps") {
@@ -107,18 +108,6 @@ func lossesOf(t *testing.T, b []byte) []float64 {
 		out = append(out, float64(r.Step), r.Loss)
 	}
 	return out
-}
-
-func equalF(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCLIBadInput(t *testing.T) {
