@@ -356,6 +356,7 @@ def train(model, a, device, log_every):
         x, y, idx = sample_tasks(a.split, "train", a.B, a.m, gen, device)
         logits, e = loo_logits(model, x, y)
         z = relax(logits, te, True, a.st)
+        act = model.T
         if a.curr_t0 > 0:                                            # short-program curriculum
             act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
             act = int(act)
@@ -366,6 +367,11 @@ def train(model, a, device, log_every):
         reg = reuse_reg(logits, te)
         lw = a.lam * (min(1.0, f / a.lam_warm) if a.lam_warm > 0 else 1.0)
         loss = nll + lw * reg
+        if a.div > 0:                                                # symbol-diversity bonus (anti-collapse)
+            dw = a.div * max(0.0, 1.0 - f / a.div_frac) if a.div_frac > 0 else a.div
+            na = act if a.curr_t0 > 0 else model.T
+            qm = F.softmax(logits[..., :na, :] / te, -1).reshape(-1, na, model.K).mean(0)   # (na, K)
+            loss = loss - dw * -(qm * torch.log(qm.clamp_min(1e-12))).sum()
         opt.zero_grad(set_to_none=True); loss.backward()
         logging = step % log_every == 0 or step == a.steps - 1 or stop
         if logging:
@@ -514,6 +520,9 @@ def parse(argv=None):
     A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
     A("--nll_eps", type=float, default=0.0,
       help="training NLL on log((1-eps) pi + eps/V) instead of log(max(pi, 1e-8)) (bounds 1/pi gradients)")
+    A("--div", type=float, default=0.0,
+      help="diversity bonus: subtract div x entropy of the batch-mean symbol distribution of each active slot")
+    A("--div_frac", type=float, default=0.5, help="the diversity weight decays linearly to 0 by this fraction")
     A("--skip_bias", type=float, default=0.0, help="added to the SKIP logit bias at init")
     A("--curr_t0", type=int, default=0, help="short-program curriculum: start with this many active slots (0: off)")
     A("--curr_frac", type=float, default=0.3, help="active slots grow linearly to T over this fraction")
