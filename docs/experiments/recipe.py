@@ -90,9 +90,11 @@ def sample_tasks(split, part, n, m, gen, device):
 # ----------------------------------------------------------------------------- relaxations
 
 def gumbel_softmax(logits, tau, noise=True):
+    """noise: False/0 none, True/1 standard Gumbel, a float in (0, 1) scales the Gumbel draw."""
     if noise:
         u = torch.rand_like(logits).clamp_(1e-9, 1 - 1e-9)
-        logits = logits - torch.log(-torch.log(u))
+        g = torch.log(-torch.log(u))
+        logits = logits - (g if noise is True or noise == 1 else float(noise) * g)
     return F.softmax(logits / tau, dim=-1)
 
 
@@ -355,14 +357,16 @@ def train(model, a, device, log_every):
             g["lr"] = a.lr * g["lr_mult"] * lrf
         x, y, idx = sample_tasks(a.split, "train", a.B, a.m, gen, device)
         logits, e = loo_logits(model, x, y)
-        z = relax(logits, te, True, a.st)
+        pn = min(1.0, f / a.noise_ramp) if a.noise_ramp > 0 else True       # program-noise scale
+        sn = a.state_noise * (min(1.0, f / a.snoise_ramp) if a.snoise_ramp > 0 else 1)
+        z = relax(logits, te, pn if pn != 1.0 else True, a.st)
         act = model.T
         if a.curr_t0 > 0:                                            # short-program curriculum
             act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
             act = int(act)
             if act < model.T:
                 z = torch.cat([z[..., :act, :], skip1.expand(*z.shape[:-2], model.T - act, model.K)], -2)
-        lp = model.execute(x, z, td, noise=a.state_noise, st_state=a.st_state, eps=a.nll_eps)
+        lp = model.execute(x, z, td, noise=sn, st_state=a.st_state, eps=a.nll_eps)
         nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1).mean()
         reg = reuse_reg(logits, te)
         lw = a.lam * (min(1.0, f / a.lam_warm) if a.lam_warm > 0 else 1.0)
@@ -520,6 +524,9 @@ def parse(argv=None):
     A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
     A("--nll_eps", type=float, default=0.0,
       help="training NLL on log((1-eps) pi + eps/V) instead of log(max(pi, 1e-8)) (bounds 1/pi gradients)")
+    A("--noise_ramp", type=float, default=0.0,
+      help="scale the Gumbel noise on the program from 0 to 1 over this fraction of training (0: always 1)")
+    A("--snoise_ramp", type=float, default=0.0, help="the same for the Gumbel noise on the interpreter states")
     A("--div", type=float, default=0.0,
       help="diversity bonus: subtract div x entropy of the batch-mean symbol distribution of each active slot")
     A("--div_frac", type=float, default=0.5, help="the diversity weight decays linearly to 0 by this fraction")
