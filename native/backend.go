@@ -12,6 +12,23 @@ import (
 // cudaBackend is set by backend_cuda.go when the binary is built with CUDA.
 var cudaBackend func() (model.Backend, error)
 
+// tf32Switch is implemented by backends whose Gemm can use TF32 tensor
+// cores (the CUDA backend).
+type tf32Switch interface{ SetTF32(on bool) }
+
+// tf32Usage is the help text of --tf32 where search is the work.
+const tf32Usage = "TF32 tensor-core matrix products (cuda only; about 1e-3 relative error per product; false = float32)"
+
+// setTF32 switches b's Gemm to TF32 (on) or float32 and reports whether b
+// now uses TF32; backends without TF32 (the CPU) ignore it.
+func setTF32(b model.Backend, on bool) bool {
+	if s, ok := b.(tf32Switch); ok {
+		s.SetTF32(on)
+		return on
+	}
+	return false
+}
+
 // newBackend returns the backend named by --device.
 func newBackend(device string, workers int) (model.Backend, error) {
 	switch device {

@@ -21,6 +21,8 @@ type benchReport struct {
 	SamplesPerS    float64        `json:"train_samples_per_s"`
 	SearchTasks    int            `json:"search_tasks"`
 	SearchStarts   int            `json:"search_starts"`
+	SearchTF32     bool           `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
+	CheckEvery     int            `json:"search_check_every"` // the config's hard-program check interval
 	StartStepsPerS float64        `json:"search_start_steps_per_s"`
 	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
 	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
@@ -35,6 +37,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	searchSteps := fs.Int("search-steps", 10, "timed search steps (after 2 warm-up steps)")
 	tasks := fs.Int("tasks", 1, "tasks searched at once")
 	starts := fs.Int("starts", 0, "starts per task (default: the config's)")
+	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
@@ -51,6 +54,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	raw := b // the backend itself, for the TF32 switch
 	var prof *model.Profiled
 	if *profile {
 		prof = model.NewProfiled(b)
@@ -97,6 +101,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			sc.Starts = *starts
 		}
 		sc.Steps = *searchSteps + 2
+		rep.SearchTF32 = setTF32(raw, *tf32)
+		rep.CheckEvery = sc.CheckEvery
 		tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, *tasks, cfg.Train.Pairs, 1234))
 		if err != nil {
 			return err
@@ -131,8 +137,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s); search %.1f start-steps/s (%d tasks × %d starts)\n",
-		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts)
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery)
 	for _, part := range []struct {
 		name string
 		rows []model.OpTime

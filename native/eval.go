@@ -47,6 +47,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
+	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	useTF32 := setTF32(b, *tf32)
 	m, wf, err := loadWeights(b, *weights)
 	if err != nil {
 		return err
@@ -72,7 +74,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "device": b.Name()}
+	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps,
+		"tf32": useTF32, "device": b.Name()}
 	var rows []string
 	for _, p := range strings.Split(*parts, ",") {
 		part, err := model.ParsePart(strings.TrimSpace(p))
@@ -98,7 +101,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	for _, r := range rows {
 		fmt.Fprintln(stdout, r)
 	}
-	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, device %s)\n", *weights, sc.Starts, sc.Steps, b.Name())
+	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, device %s%s)\n",
+		*weights, sc.Starts, sc.Steps, b.Name(), map[bool]string{true: ", TF32"}[useTF32])
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nli-go/nli/model"
 )
 
 // runCLI runs the command line and returns exit code, stdout and stderr.
@@ -63,6 +65,9 @@ func TestCLIEndToEnd(t *testing.T) {
 	var raw map[string]json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		t.Fatalf("eval --json: %v\n%s", err, out)
+	}
+	if string(raw["tf32"]) != "false" {
+		t.Errorf("eval --json: tf32 %s; want false (no TF32 on the CPU)", raw["tf32"])
 	}
 	rep = map[string]map[string]any{}
 	for _, k := range []string{"id", "ood"} {
@@ -192,5 +197,8 @@ func TestCLIBench(t *testing.T) {
 	}
 	if !(rep.TrainStepsPerS > 0 && rep.StartStepsPerS > 0) || len(rep.TrainProfile) == 0 || len(rep.SearchProfile) == 0 {
 		t.Errorf("bench report incomplete: %+v", rep)
+	}
+	if rep.CheckEvery != model.Tiny().Search.CheckEvery || rep.SearchTF32 {
+		t.Errorf("bench report: check every %d, TF32 %v; want the config's %d and false (CPU)", rep.CheckEvery, rep.SearchTF32, model.Tiny().Search.CheckEvery)
 	}
 }

@@ -37,6 +37,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print one JSON object per task")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
+	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +61,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setTF32(b, *tf32)
 	m, _, err := loadWeights(b, *weights)
 	if err != nil {
 		return err

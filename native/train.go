@@ -47,6 +47,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	saveEvery := fs.Int("save-every", 0, "override train.save_every")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
+	tf32 := fs.Bool("tf32", false, "TF32 tensor-core matrix products (cuda only; changes training numerics; default float32)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +65,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	setTF32(b, *tf32)
 	ckPath := filepath.Join(*out, checkpointFile)
 
 	var tr *model.Trainer

@@ -36,8 +36,10 @@ type Backend struct {
 	mods []cu.Module
 	fns  [numKernels]cu.Function
 
-	blas    *cublas.Standard // Gemm
-	batched batchedHandle    // attention's strided-batched products
+	blas    *cublas.Standard // Gemm (float32)
+	batched handle           // attention's strided-batched products
+	tf32    handle           // Gemm when useTF32 (TF32 math mode)
+	useTF32 bool
 
 	err     error
 	errFlag cu.DevicePtr // device int32: code of the first op that met a bad index
@@ -122,7 +124,10 @@ func (b *Backend) init() error {
 		return fmt.Errorf("cuda: cuBLAS: %w", err)
 	}
 	var err error
-	if b.batched, err = newBatchedHandle(); err != nil {
+	if b.batched, err = newHandle(false); err != nil {
+		return fmt.Errorf("cuda: cuBLAS: %w", err)
+	}
+	if b.tf32, err = newHandle(true); err != nil {
 		return fmt.Errorf("cuda: cuBLAS: %w", err)
 	}
 	if b.errFlag, err = cu.MemAlloc(4); err != nil {
@@ -149,7 +154,7 @@ func (b *Backend) Close() error {
 	if b.blas != nil {
 		errs = append(errs, b.blas.Close())
 	}
-	errs = append(errs, b.batched.destroy())
+	errs = append(errs, b.batched.destroy(), b.tf32.destroy())
 	for _, p := range []cu.DevicePtr{b.errFlag, b.scratch} {
 		if p != 0 {
 			errs = append(errs, cu.MemFree(p))
@@ -170,6 +175,17 @@ func (b *Backend) Close() error {
 
 // Name returns "cuda".
 func (b *Backend) Name() string { return "cuda" }
+
+// SetTF32 switches Gemm between float32 (off, the default: cuBLAS SGEMM
+// through gorgonia.org/cu/blas, as every conformance test runs) and TF32
+// tensor-core arithmetic (on: inputs rounded to TF32's 10-bit mantissa,
+// float32 accumulation; about 1e-3 relative error per product). Attention's
+// batched products stay float32 either way. Work already queued is not
+// affected; the switch takes effect from the next Gemm.
+func (b *Backend) SetTF32(on bool) { b.useTF32 = on }
+
+// TF32 reports whether Gemm uses TF32 (see SetTF32).
+func (b *Backend) TF32() bool { return b.useTF32 }
 
 // ---------------------------------------------------------------------------
 // Errors and the context's thread.

@@ -1,9 +1,10 @@
 //go:build cuda
 
 // Tests of the CUDA backend on a GPU: the conformance suite against the CPU
-// reference, Gumbel noise bit for bit, the index-error flag, and 20 training
-// steps on CPU and CUDA from identical weights and batches. Without a device
-// every test skips.
+// reference (float32 Gemm), TF32 Gemm against the CPU with a looser bound,
+// Gumbel noise bit for bit, the index-error flag, and 20 training steps on
+// CPU and CUDA from identical weights and batches. Without a device every
+// test skips.
 
 package cuda
 
@@ -11,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +66,104 @@ func backend(t *testing.T) *Backend {
 
 func TestConformance(t *testing.T) {
 	modeltest.Conformance(t, backend(t))
+}
+
+// TestGemmTF32 compares Gemm with TF32 on against the CPU's float32 Gemm for
+// the four transpose combinations, beta 0 and 1, at the search's shapes.
+// Bound per element: |got − want| ≤ tol·(Σ_k |a_ik·b_kj| + |beta·c_ij|), with
+// tol = 4e-3 because TF32 keeps a 10-bit mantissa: each input may be off by
+// 2⁻¹⁰ relative (rounding or truncation), so each product by about 2·2⁻¹⁰,
+// plus float32 accumulation. With TF32 switched off again the same products
+// must meet the float32 bound (tol 1e-5), so the switch really goes back.
+func TestGemmTF32(t *testing.T) {
+	b := newBackend(t)
+	defer b.Close()
+	cpu := model.NewCPU(0)
+	rng := rand.New(rand.NewPCG(3, 4))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	for _, sh := range []struct{ M, N, K int }{{3, 5, 7}, {256, 512, 640}, {257, 200, 512}, {512, 64, 200}} {
+		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+			for _, beta := range []float32{0, 1} {
+				M, N, K := sh.M, sh.N, sh.K
+				av, bv, cv := fill(M*K), fill(K*N), fill(M*N)
+				want := slices.Clone(cv)
+				cpu.Gemm(cpuTensor(want), cpuTensor(av), cpuTensor(bv), tr[0], tr[1], M, N, K, 1, beta)
+				// scale[i] = Σ_k |a_ik·b_kj| + |beta·c_ij|, the size of what is summed.
+				scale := make([]float64, M*N)
+				for i := 0; i < M; i++ {
+					for j := 0; j < N; j++ {
+						s := math.Abs(float64(beta * cv[i*N+j]))
+						for k := 0; k < K; k++ {
+							ai, bi := i*K+k, k*N+j
+							if tr[0] {
+								ai = k*M + i
+							}
+							if tr[1] {
+								bi = j*K + k
+							}
+							s += math.Abs(float64(av[ai]) * float64(bv[bi]))
+						}
+						scale[i*N+j] = s
+					}
+				}
+				for _, mode := range []struct {
+					tf32 bool
+					tol  float64
+				}{{true, 4e-3}, {false, 1e-5}} {
+					b.SetTF32(mode.tf32)
+					got := gemmOn(t, b, av, bv, cv, tr[0], tr[1], M, N, K, beta)
+					worst, at := 0.0, 0
+					for i := range got {
+						if r := math.Abs(float64(got[i])-float64(want[i])) / max(scale[i], 1e-30); r > worst {
+							worst, at = r, i
+						}
+					}
+					name := fmt.Sprintf("M%d N%d K%d transA %v transB %v beta %g tf32 %v", M, N, K, tr[0], tr[1], beta, mode.tf32)
+					if worst > mode.tol || math.IsNaN(worst) {
+						t.Errorf("%s: element %d: got %g, want %g (scale %g): error %.2e of the scale, bound %g",
+							name, at, got[at], want[at], scale[at], worst, mode.tol)
+					} else if M == 256 && N == 512 && !tr[0] && tr[1] && beta == 0 {
+						t.Logf("%s: largest error %.2e of the scale (bound %g)", name, worst, mode.tol)
+					}
+				}
+			}
+		}
+	}
+	b.SetTF32(false)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cpuTensor views host data as a CPU tensor.
+func cpuTensor(v []float32) *model.Tensor {
+	return model.NewView(&model.Memory{Len: len(v), F32: v}, 0, len(v))
+}
+
+// gemmOn runs C = op(A)·op(B) + beta·C on b from host data and returns C.
+func gemmOn(t *testing.T, b *Backend, av, bv, cv []float32, transA, transB bool, M, N, K int, beta float32) []float32 {
+	t.Helper()
+	ma, mb, mc := b.Alloc(len(av)), b.Alloc(len(bv)), b.Alloc(len(cv))
+	defer b.Free(ma)
+	defer b.Free(mb)
+	defer b.Free(mc)
+	ta, tb, tc := model.NewView(ma, 0, len(av)), model.NewView(mb, 0, len(bv)), model.NewView(mc, 0, len(cv))
+	b.Upload(ta, av)
+	b.Upload(tb, bv)
+	b.Upload(tc, cv)
+	b.Gemm(tc, ta, tb, transA, transB, M, N, K, 1, beta)
+	got := make([]float32, len(cv))
+	b.Download(got, tc)
+	if err := b.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // TestGumbelBitExact draws 2 × 2²⁴ noise values on both backends and

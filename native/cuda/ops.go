@@ -152,7 +152,8 @@ func (b *Backend) colFinish(partial uint64, chunks, C int, o0 uint64, z0 int, o1
 // Gemm.
 
 // Gemm: C = alpha·op(A)·op(B) + beta·C, row-major, contiguous (cuBLAS SGEMM,
-// float32 arithmetic, no TF32). beta = 0 overwrites C, even NaN.
+// float32 arithmetic; TF32 tensor cores only after SetTF32(true)). beta = 0
+// overwrites C, even NaN.
 func (b *Backend) Gemm(c, a, bm *model.Tensor, transA, transB bool, M, N, K int, alpha, beta float32) {
 	if M < 0 || N < 0 || K < 0 {
 		panic("model: Gemm: negative dimension")
@@ -170,6 +171,10 @@ func (b *Backend) Gemm(c, a, bm *model.Tensor, transA, transB bool, M, N, K int,
 		} else if beta != 1 {
 			b.each(kScale, M*N, devPtr(c), f32arg(beta), i64(M*N))
 		}
+		return
+	}
+	if b.useTF32 {
+		b.sgemmTF32(transA, transB, M, N, K, alpha, devPtr(a), devPtr(bm), beta, devPtr(c))
 		return
 	}
 	b.sgemm(transA, transB, M, N, K, alpha, devPtr(a), devPtr(bm), beta, devPtr(c))
