@@ -108,6 +108,38 @@ func TestSearchAbort(t *testing.T) {
 	checkResults(t, s, tasks, res)
 }
 
+// TestSearchCheckEvery: with a hard check every k steps, the best program
+// (and solved count) change only at multiples of k and at the last step,
+// and a task's SolvedAt is such a step.
+func TestSearchCheckEvery(t *testing.T) {
+	cfg := Tiny()
+	s := NewSearcher(randomModel(t, NewCPU(1), cfg, 5))
+	tasks := GenTasks(SplitShiftL, PartOOD, 2, 4, 3)
+	tb, _ := NewTaskBatch(tasks)
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 4, 10, 4
+	checked := func(step int) bool { return step%sc.CheckEvery == 0 || step == sc.Steps }
+	var prev StepInfo
+	res := s.Gradient(tb, sc, 1, func(info StepInfo) bool {
+		if !checked(info.Step) {
+			if !slices.Equal(info.Best.Program, prev.Best.Program) || info.Solved != prev.Solved {
+				t.Errorf("step %d (no check): best or solved count changed", info.Step)
+			}
+		} else if info.Best.Program == nil {
+			t.Errorf("step %d (check): no best program", info.Step)
+		}
+		prev = info
+		prev.Best.Program = slices.Clone(info.Best.Program)
+		return true
+	})
+	for i, r := range res {
+		if r.SolvedAt >= 0 && !checked(r.SolvedAt) {
+			t.Errorf("task %d: solved at step %d, not a check step", i, r.SolvedAt)
+		}
+	}
+	checkResults(t, s, tasks, res)
+}
+
 func benchSearchStep(b *testing.B, workers int) {
 	cfg := Default()
 	s := NewSearcher(randomModel(b, NewCPU(workers), cfg, 1))

@@ -22,7 +22,7 @@ type benchReport struct {
 	SearchTasks    int            `json:"search_tasks"`
 	SearchStarts   int            `json:"search_starts"`
 	SearchTF32     bool           `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
-	CheckEvery     int            `json:"search_check_every"` // the config's hard-program check interval
+	CheckEvery     int            `json:"search_check_every"` // hard-program check every N steps
 	StartStepsPerS float64        `json:"search_start_steps_per_s"`
 	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
 	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
@@ -37,14 +37,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	searchSteps := fs.Int("search-steps", 10, "timed search steps (after 2 warm-up steps)")
 	tasks := fs.Int("tasks", 1, "tasks searched at once")
 	starts := fs.Int("starts", 0, "starts per task (default: the config's)")
+	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
 	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *trainSteps < 0 || *searchSteps < 0 || *tasks <= 0 || *starts < 0 {
-		return fmt.Errorf("--train-steps, --search-steps, --starts must be ≥ 0 and --tasks positive")
+	if *trainSteps < 0 || *searchSteps < 0 || *tasks <= 0 || *starts < 0 || *checkEvery < 0 {
+		return fmt.Errorf("--train-steps, --search-steps, --starts, --check-every must be ≥ 0 and --tasks positive")
 	}
 	cfg, err := loadConfig(*cfgName)
 	if err != nil {
@@ -99,6 +100,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		sc := cfg.Search
 		if *starts > 0 {
 			sc.Starts = *starts
+		}
+		if *checkEvery > 0 {
+			sc.CheckEvery = *checkEvery
 		}
 		sc.Steps = *searchSteps + 2
 		rep.SearchTF32 = setTF32(raw, *tf32)

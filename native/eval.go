@@ -47,6 +47,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
+	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -66,7 +67,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps)
+	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps, *checkEvery)
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps,
-		"tf32": useTF32, "device": b.Name()}
+		"check_every": sc.CheckEvery, "tf32": useTF32, "device": b.Name()}
 	var rows []string
 	for _, p := range strings.Split(*parts, ",") {
 		part, err := model.ParsePart(strings.TrimSpace(p))
@@ -101,8 +102,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	for _, r := range rows {
 		fmt.Fprintln(stdout, r)
 	}
-	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, device %s%s)\n",
-		*weights, sc.Starts, sc.Steps, b.Name(), map[bool]string{true: ", TF32"}[useTF32])
+	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, hard check every %d steps, device %s%s)\n",
+		*weights, sc.Starts, sc.Steps, sc.CheckEvery, b.Name(), map[bool]string{true: ", TF32"}[useTF32])
 	return nil
 }
 
@@ -195,10 +196,17 @@ func loadWeights(b model.Backend, path string) (*model.Model, *model.WeightsFile
 	return m, wf, nil
 }
 
-// searchFlags applies --starts and --search-steps to the config's search settings.
-func searchFlags(sc model.SearchConfig, starts, steps int) (model.SearchConfig, error) {
-	if starts < 0 || steps < 0 {
-		return sc, fmt.Errorf("--starts and --search-steps must be positive")
+// checkEveryUsage is the help text of --check-every.
+const checkEveryUsage = "gradient search: hard-program check (selection, early exit) every N steps and at the last (default: the config's; 1 = every step)"
+
+// searchFlags applies --starts, --search-steps and --check-every (0 keeps
+// the config's value) to the config's search settings.
+func searchFlags(sc model.SearchConfig, starts, steps, checkEvery int) (model.SearchConfig, error) {
+	if starts < 0 || steps < 0 || checkEvery < 0 {
+		return sc, fmt.Errorf("--starts, --search-steps and --check-every must be positive")
+	}
+	if checkEvery > 0 {
+		sc.CheckEvery = checkEvery
 	}
 	if starts > 0 {
 		sc.Starts = starts

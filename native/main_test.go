@@ -59,15 +59,15 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 
 	w := filepath.Join(a, weightsFile)
-	out := mustRun(t, "eval", "--weights", w, "--tasks", "2", "--starts", "2", "--search-steps", "2", "--json")
+	out := mustRun(t, "eval", "--weights", w, "--tasks", "2", "--starts", "2", "--search-steps", "2", "--check-every", "1", "--json")
 	var rep map[string]map[string]any
 	dec := json.NewDecoder(strings.NewReader(out))
 	var raw map[string]json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		t.Fatalf("eval --json: %v\n%s", err, out)
 	}
-	if string(raw["tf32"]) != "false" {
-		t.Errorf("eval --json: tf32 %s; want false (no TF32 on the CPU)", raw["tf32"])
+	if string(raw["check_every"]) != "1" || string(raw["tf32"]) != "false" {
+		t.Errorf("eval --json: check_every %s, tf32 %s; want 1 and false (no TF32 on the CPU)", raw["check_every"], raw["tf32"])
 	}
 	rep = map[string]map[string]any{}
 	for _, k := range []string{"id", "ood"} {
@@ -200,5 +200,10 @@ func TestCLIBench(t *testing.T) {
 	}
 	if rep.CheckEvery != model.Tiny().Search.CheckEvery || rep.SearchTF32 {
 		t.Errorf("bench report: check every %d, TF32 %v; want the config's %d and false (CPU)", rep.CheckEvery, rep.SearchTF32, model.Tiny().Search.CheckEvery)
+	}
+	out = mustRun(t, "bench", "--config", "tiny", "--train-steps", "0", "--search-steps", "2", "--check-every", "1", "--tf32=false", "--json", "--workers", "1")
+	rep = benchReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.CheckEvery != 1 {
+		t.Errorf("bench --check-every 1: %v, report %+v", err, rep)
 	}
 }

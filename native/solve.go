@@ -37,6 +37,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print one JSON object per task")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
+	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -66,7 +67,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps)
+	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps, *checkEvery)
 	if err != nil {
 		return err
 	}
