@@ -192,16 +192,35 @@ func (m *Model) Head(tp *Tape, e *Tensor) *Tensor {
 // z should then be one-hot too). Otherwise each step samples
 // softmax((n+h)/tauD) with h = noise[t] (noise (T,N,L,V), or nil for none).
 func (m *Model) Execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool) *Tensor {
+	return m.execute(tp, x, z, tauD, noise, hard, false)
+}
+
+// execute is Execute; with fast set (search, where the weights are frozen
+// and float rounding may differ from training's) the bias b1 joins the
+// instruction term computed once for all steps, and each step accumulates
+// its state term onto that in place (LinearAcc), which saves a bias pass
+// and a sum pass per step forward and two Axpy passes backward.
+func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard, fast bool) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
-	zT := tp.Transpose01(z)            // (T, N, K)
-	instr := tp.MatMul(zT, m.ev)       // (T, N, dv)
-	vp := tp.Linear(instr, m.w1v, nil) // (T, N, H): the instruction's share of layer 1
-	pi := tp.OneHot(x, V)              // (N, L, V)
+	zT := tp.Transpose01(z)      // (T, N, K)
+	instr := tp.MatMul(zT, m.ev) // (T, N, dv)
+	var vp *Tensor               // (T, N, H): the instruction's share of layer 1
+	if fast {
+		vp = tp.Linear(instr, m.w1v, m.b1)
+	} else {
+		vp = tp.Linear(instr, m.w1v, nil)
+	}
+	pi := tp.OneHot(x, V) // (N, L, V)
 	for t := 0; t < T; t++ {
 		st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
 		st = tp.View(st, 0, N, L*cfg.DS)
-		h1 := tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
+		var h1 *Tensor
+		if fast {
+			h1 = tp.LinearAcc(tp.Sub(vp, t), st, m.w1s)
+		} else {
+			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
+		}
 		h2 := tp.GELU(tp.Linear(tp.GELU(h1), m.w2, m.b2))
 		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
 		n = tp.View(n, 0, N, L, V)

@@ -167,12 +167,13 @@ func growF32(b []float32, n int) []float32 {
 
 // scoreHard executes hard programs z (n·S, T, K) on the specification
 // (repeated per start) and returns per-start exact-pair counts and hard
-// log-likelihoods, in buffers owned by sc.
-func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor) (counts []int, ll []float64) {
+// log-likelihoods, in buffers owned by sc. fast selects the interpreter's
+// search form (see Model.execute).
+func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor, fast bool) (counts []int, ll []float64) {
 	tp, cfg := s.tp, s.M.Cfg
 	R := tb.N * S * tb.M
 	zr := tp.RepeatRows(z, tb.M)
-	pi := s.M.Execute(tp, xr, zr, 1, nil, true)
+	pi := s.M.execute(tp, xr, zr, 1, nil, true, fast)
 	lt, et := tp.New(false, R), tp.New(false, R)
 	s.M.B.SeqScore(lt, et, pi, yr, R, cfg.L, cfg.V)
 	sc.lh, sc.eh = growF32(sc.lh, R), growF32(sc.eh, R)
@@ -275,7 +276,7 @@ func (s *Searcher) Induce(tb *TaskBatch) []Result {
 	z := tp.ArgmaxOneHot(logits)
 	xr := s.upInt(tb.XS, tb.N*tb.M, cfg.L)
 	yr := s.upInt(tb.YS, tb.N*tb.M, cfg.L)
-	counts, ll := s.scoreHard(&sc, tb, 1, z, xr, yr)
+	counts, ll := s.scoreHard(&sc, tb, 1, z, xr, yr, false)
 	res := make([]Result, tb.N)
 	for i := range res {
 		res[i] = Result{Program: ids[i*cfg.T : (i+1)*cfg.T], SpecPairs: counts[i], LogLik: ll[i], SolvedAt: -1}
@@ -303,7 +304,7 @@ func (s *Searcher) Prior(tb *TaskBatch, S int, seed uint64) []Result {
 	z := tp.ArgmaxOneHot(noisy)
 	xr := s.upInt(repeatInts(tb.XS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
 	yr := s.upInt(repeatInts(tb.YS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
-	counts, ll := s.scoreHard(&sc, tb, S, z, xr, yr)
+	counts, ll := s.scoreHard(&sc, tb, S, z, xr, yr, false)
 	res := make([]Result, tb.N)
 	for i := range res {
 		best := i * S
@@ -431,7 +432,7 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 	b.Gumbel(r.ns, noiseSeed(r.seed, it, 3))
 	logits := m.Head(tp, r.E)
 	z := tp.Softmax(logits, r.nz, float32(tauE))
-	pi := m.Execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false)
+	pi := m.execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false, true)
 	loss := tp.NLL(pi, r.yr, 1)
 	tp.Backward(loss)
 	lossV := tp.Scalar(loss)
@@ -450,7 +451,7 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 			r.softLL[k/pairs] += float64(r.llH[k])
 		}
 		ids := s.symbols(&r.buf, logits)
-		counts, _ := s.scoreHard(&r.buf, tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr)
+		counts, _ := s.scoreHard(&r.buf, tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr, true)
 		for i := 0; i < n; i++ {
 			bi := &r.best[i]
 			for j := i * S; j < (i+1)*S; j++ {

@@ -5,6 +5,9 @@
 package model
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -138,6 +141,82 @@ func TestSearchCheckEvery(t *testing.T) {
 		}
 	}
 	checkResults(t, s, tasks, res)
+}
+
+// executeForm runs the interpreter in the given form on n random sequences
+// with the relaxed program softmax(Head(E)) and returns the final state pi
+// and d(NLL)/dE, as search computes them (model frozen).
+func executeForm(t *testing.T, m *Model, fast, hard bool) (pi, dE []float32) {
+	t.Helper()
+	cfg, b := m.Cfg, m.B
+	defer m.freeze()()
+	const n = 6
+	rng := rand.New(rand.NewPCG(11, 12))
+	tp := NewTape(b)
+	defer tp.Free()
+	e := make([]float32, n*cfg.T*cfg.D)
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	xs, ys := make([]int32, n*cfg.L), make([]int32, n*cfg.L)
+	for i := range xs {
+		xs[i], ys[i] = int32(rng.IntN(cfg.V)), int32(rng.IntN(cfg.V))
+	}
+	E := NewView(b.Alloc(len(e)), 0, n, cfg.T, cfg.D)
+	E.Grad = NewView(b.Alloc(len(e)), 0, n, cfg.T, cfg.D)
+	b.Upload(E, e)
+	x, y := tp.NewInt(n, cfg.L), tp.NewInt(n, cfg.L)
+	b.UploadInt(x, xs)
+	b.UploadInt(y, ys)
+	noise := tp.New(false, cfg.T, n, cfg.L, cfg.V)
+	b.Gumbel(noise, 5)
+	logits := m.Head(tp, E)
+	var z *Tensor
+	if hard {
+		tp.NoGrad = true
+		z = tp.ArgmaxOneHot(logits)
+	} else {
+		z = tp.Softmax(logits, nil, 0.7)
+	}
+	p := m.execute(tp, x, z, 0.8, noise, hard, fast)
+	pi = make([]float32, p.Len())
+	b.Download(pi, p)
+	if !hard {
+		tp.Backward(tp.NLL(p, y, 1))
+		dE = make([]float32, len(e))
+		b.Download(dE, E.Grad)
+	}
+	return pi, dE
+}
+
+// TestExecuteSearchForm: the interpreter's search form (Model.execute with
+// fast set) gives the plain form's states and gradients up to float
+// rounding: forward within 1e-5 + 1e-4·|ref|, gradients within
+// 1e-4·max|ref| + 1e-3·|ref| (the package's forward and gradient
+// tolerances); hard states exactly.
+func TestExecuteSearchForm(t *testing.T) {
+	for _, cfg := range []Config{Tiny(), Default()} {
+		m := randomModel(t, NewCPU(2), cfg, 3)
+		for _, hard := range []bool{false, true} {
+			name := fmt.Sprintf("%s hard=%v", cfg.Name, hard)
+			piRef, dRef := executeForm(t, m, false, hard)
+			pi, d := executeForm(t, m, true, hard)
+			for i := range piRef {
+				if hard && pi[i] != piRef[i] || !closeTo(float64(pi[i]), float64(piRef[i]), 1e-5, 1e-4) {
+					t.Fatalf("%s: pi[%d] = %g, plain form %g", name, i, pi[i], piRef[i])
+				}
+			}
+			var scale float64
+			for _, v := range dRef {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			for i := range dRef {
+				if !closeTo(float64(d[i]), float64(dRef[i]), 1e-4*scale, 1e-3) {
+					t.Fatalf("%s: dE[%d] = %g, plain form %g (max |dE| %g)", name, i, d[i], dRef[i], scale)
+				}
+			}
+		}
+	}
 }
 
 func benchSearchStep(b *testing.B, workers int) {

@@ -230,6 +230,28 @@ func (tp *Tape) Linear(x, W, b *Tensor) *Tensor {
 	return out
 }
 
+// LinearAcc: acc += x·Wᵀ over the last dimension, in place, returning acc.
+// x (…,C), W (OC,C), acc (…,OC). acc's old value is consumed: nothing may
+// read it afterwards (its gradient is the result's, as d acc = d out). It
+// saves the separate bias and sum passes of Linear followed by Add when
+// the bias and the other summand are already in acc.
+func (tp *Tape) LinearAcc(acc, x, W *Tensor) *Tensor {
+	OC, C := W.Dim(0), W.Dim(1)
+	if lastDim(x) != C || lastDim(acc) != OC || acc.n/OC != x.n/C {
+		panic("model: LinearAcc shape mismatch")
+	}
+	N := x.n / C
+	g := needs(x, W)
+	if g && !tp.NoGrad && acc.Grad == nil {
+		panic("model: LinearAcc: acc has no gradient but x or W needs one")
+	}
+	tp.B.Gemm(acc, x, W, false, true, N, OC, C, 1, 1)
+	if g {
+		tp.record(node{op: opLinear, t: [8]*Tensor{acc, x, W, nil}, i: [6]int{N, C, OC}})
+	}
+	return acc
+}
+
 // MatMul: out = x·W over the last dimension. x (…,C), W (C,OC).
 func (tp *Tape) MatMul(x, W *Tensor) *Tensor {
 	C, OC := W.Dim(0), W.Dim(1)
