@@ -192,33 +192,58 @@ func (m *Model) Head(tp *Tape, e *Tensor) *Tensor {
 // z should then be one-hot too). Otherwise each step samples
 // softmax((n+h)/tauD) with h = noise[t] (noise (T,N,L,V), or nil for none).
 func (m *Model) Execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool) *Tensor {
-	return m.execute(tp, x, z, tauD, noise, hard, false)
+	return m.execute(tp, x, z, tauD, noise, hard, nil)
 }
 
-// execute is Execute; with fast set (search, where the weights are frozen
-// and float rounding may differ from training's) the bias b1 joins the
-// instruction term computed once for all steps, and each step accumulates
-// its state term onto that in place (LinearAcc), which saves a bias pass
-// and a sum pass per step forward and two Axpy passes backward.
-func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard, fast bool) *Tensor {
+// firstLayer is the interpreter's first layer with the state embedding
+// folded in, for search (the weights are frozen there). The state
+// s = pi·Eio + P (N, L, ds) enters layer 1 only as flatten(s)·W1sᵀ, which is
+// flatten(pi)·Wᵀ + flatten(P)·W1sᵀ with W[h, l·V+v] = Σ_j W1s[h, l·ds+j]·Eio[v, j]:
+// a product of width L·V instead of L·ds, and no embedding op per step.
+type firstLayer struct {
+	w *Tensor // (H, L·V)
+	b *Tensor // (H): b1 + flatten(P)·W1sᵀ
+}
+
+// foldFirstLayer computes the folded first layer from the current weights
+// into mem (at least H·L·V + H elements), which the caller owns.
+func (m *Model) foldFirstLayer(mem *Memory) *firstLayer {
+	cfg, b := m.Cfg, m.B
+	H, L, V, DS := cfg.H, cfg.L, cfg.V, cfg.DS
+	f := &firstLayer{w: NewView(mem, 0, H, L*V), b: NewView(mem, H*L*V, H)}
+	// W1s (H, L·ds) is (H·L, ds) row-major, so W (H·L, V) = W1s·Eioᵀ.
+	b.Gemm(f.w, m.w1s, m.eio, false, true, H*L, V, DS, 1, 0)
+	b.Copy(f.b, m.b1)
+	b.Gemm(f.b, m.pp, m.w1s, false, true, 1, H, L*DS, 1, 1)
+	return f
+}
+
+// execute is Execute; with f non-nil (search) it runs the interpreter's
+// search form: layer 1 is the folded f, its bias joins the instruction term
+// computed once for all steps, and each step accumulates its state term
+// flatten(pi)·Wᵀ onto that in place (LinearAcc). This equals the plain form
+// up to float rounding and saves, per step, the state embedding (a product
+// and a bias pass), two thirds of layer 1's product, a bias pass and a sum,
+// and their backward passes.
+func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
 	zT := tp.Transpose01(z)      // (T, N, K)
 	instr := tp.MatMul(zT, m.ev) // (T, N, dv)
 	var vp *Tensor               // (T, N, H): the instruction's share of layer 1
-	if fast {
-		vp = tp.Linear(instr, m.w1v, m.b1)
+	if f != nil {
+		vp = tp.Linear(instr, m.w1v, f.b)
 	} else {
 		vp = tp.Linear(instr, m.w1v, nil)
 	}
 	pi := tp.OneHot(x, V) // (N, L, V)
 	for t := 0; t < T; t++ {
-		st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
-		st = tp.View(st, 0, N, L*cfg.DS)
 		var h1 *Tensor
-		if fast {
-			h1 = tp.LinearAcc(tp.Sub(vp, t), st, m.w1s)
+		if f != nil {
+			h1 = tp.LinearAcc(tp.Sub(vp, t), tp.View(pi, 0, N, L*V), f.w)
 		} else {
+			st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
+			st = tp.View(st, 0, N, L*cfg.DS)
 			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
 		}
 		h2 := tp.GELU(tp.Linear(tp.GELU(h1), m.w2, m.b2))

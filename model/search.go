@@ -98,6 +98,10 @@ type Searcher struct {
 	// MaxSeqs caps n·S·m sequences per interpreter batch; callers split
 	// task batches above it (see Chunk).
 	MaxSeqs int
+	// Plain makes gradient search run the interpreter in its training form
+	// instead of the folded search form (see Model.execute); the two agree
+	// up to float rounding. For comparisons and tests.
+	Plain bool
 }
 
 // NewSearcher returns a searcher for m.
@@ -167,13 +171,13 @@ func growF32(b []float32, n int) []float32 {
 
 // scoreHard executes hard programs z (n·S, T, K) on the specification
 // (repeated per start) and returns per-start exact-pair counts and hard
-// log-likelihoods, in buffers owned by sc. fast selects the interpreter's
-// search form (see Model.execute).
-func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor, fast bool) (counts []int, ll []float64) {
+// log-likelihoods, in buffers owned by sc. A non-nil f selects the
+// interpreter's search form (see Model.execute).
+func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor, f *firstLayer) (counts []int, ll []float64) {
 	tp, cfg := s.tp, s.M.Cfg
 	R := tb.N * S * tb.M
 	zr := tp.RepeatRows(z, tb.M)
-	pi := s.M.execute(tp, xr, zr, 1, nil, true, fast)
+	pi := s.M.execute(tp, xr, zr, 1, nil, true, f)
 	lt, et := tp.New(false, R), tp.New(false, R)
 	s.M.B.SeqScore(lt, et, pi, yr, R, cfg.L, cfg.V)
 	sc.lh, sc.eh = growF32(sc.lh, R), growF32(sc.eh, R)
@@ -276,7 +280,7 @@ func (s *Searcher) Induce(tb *TaskBatch) []Result {
 	z := tp.ArgmaxOneHot(logits)
 	xr := s.upInt(tb.XS, tb.N*tb.M, cfg.L)
 	yr := s.upInt(tb.YS, tb.N*tb.M, cfg.L)
-	counts, ll := s.scoreHard(&sc, tb, 1, z, xr, yr, false)
+	counts, ll := s.scoreHard(&sc, tb, 1, z, xr, yr, nil)
 	res := make([]Result, tb.N)
 	for i := range res {
 		res[i] = Result{Program: ids[i*cfg.T : (i+1)*cfg.T], SpecPairs: counts[i], LogLik: ll[i], SolvedAt: -1}
@@ -304,7 +308,7 @@ func (s *Searcher) Prior(tb *TaskBatch, S int, seed uint64) []Result {
 	z := tp.ArgmaxOneHot(noisy)
 	xr := s.upInt(repeatInts(tb.XS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
 	yr := s.upInt(repeatInts(tb.YS, tb.N, S, tb.M*cfg.L), tb.N*S*tb.M, cfg.L)
-	counts, ll := s.scoreHard(&sc, tb, S, z, xr, yr, false)
+	counts, ll := s.scoreHard(&sc, tb, S, z, xr, yr, nil)
 	res := make([]Result, tb.N)
 	for i := range res {
 		best := i * S
@@ -364,6 +368,7 @@ type GradientRun struct {
 	restore  func()
 	finished bool
 	buf      scratch
+	fl       *firstLayer // the folded first layer; nil with Searcher.Plain
 }
 
 // StartGradient prepares a gradient search; see Gradient.
@@ -401,6 +406,9 @@ func (s *Searcher) StartGradient(tb *TaskBatch, sc SearchConfig, seed uint64) *G
 	r.xr, r.yr = NewView(ints, 0, R, cfg.L), NewView(ints, R*cfg.L, R, cfg.L)
 	b.UploadInt(r.xr, repeatInts(tb.XS, n, S, pairs*cfg.L))
 	b.UploadInt(r.yr, repeatInts(tb.YS, n, S, pairs*cfg.L))
+	if !s.Plain {
+		r.fl = m.foldFirstLayer(alloc(cfg.H*cfg.L*cfg.V + cfg.H))
+	}
 	r.nz = NewView(alloc(n*S*T*cfg.K), 0, n*S, T, cfg.K)
 	r.ns = NewView(alloc(T*R*cfg.L*cfg.V), 0, T, R, cfg.L, cfg.V)
 	r.llH = make([]float32, R)
@@ -432,7 +440,7 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 	b.Gumbel(r.ns, noiseSeed(r.seed, it, 3))
 	logits := m.Head(tp, r.E)
 	z := tp.Softmax(logits, r.nz, float32(tauE))
-	pi := m.execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false, true)
+	pi := m.execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false, r.fl)
 	loss := tp.NLL(pi, r.yr, 1)
 	tp.Backward(loss)
 	lossV := tp.Scalar(loss)
@@ -451,7 +459,7 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 			r.softLL[k/pairs] += float64(r.llH[k])
 		}
 		ids := s.symbols(&r.buf, logits)
-		counts, _ := s.scoreHard(&r.buf, tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr, true)
+		counts, _ := s.scoreHard(&r.buf, tb, S, tp.ArgmaxOneHot(logits), r.xr, r.yr, r.fl)
 		for i := 0; i < n; i++ {
 			bi := &r.best[i]
 			for j := i * S; j < (i+1)*S; j++ {

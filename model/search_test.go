@@ -146,7 +146,7 @@ func TestSearchCheckEvery(t *testing.T) {
 // executeForm runs the interpreter in the given form on n random sequences
 // with the relaxed program softmax(Head(E)) and returns the final state pi
 // and d(NLL)/dE, as search computes them (model frozen).
-func executeForm(t *testing.T, m *Model, fast, hard bool) (pi, dE []float32) {
+func executeForm(t *testing.T, m *Model, fold, hard bool) (pi, dE []float32) {
 	t.Helper()
 	cfg, b := m.Cfg, m.B
 	defer m.freeze()()
@@ -178,7 +178,13 @@ func executeForm(t *testing.T, m *Model, fast, hard bool) (pi, dE []float32) {
 	} else {
 		z = tp.Softmax(logits, nil, 0.7)
 	}
-	p := m.execute(tp, x, z, 0.8, noise, hard, fast)
+	var f *firstLayer
+	if fold {
+		mem := b.Alloc(cfg.H*cfg.L*cfg.V + cfg.H)
+		defer b.Free(mem)
+		f = m.foldFirstLayer(mem)
+	}
+	p := m.execute(tp, x, z, 0.8, noise, hard, f)
 	pi = make([]float32, p.Len())
 	b.Download(pi, p)
 	if !hard {
@@ -190,7 +196,7 @@ func executeForm(t *testing.T, m *Model, fast, hard bool) (pi, dE []float32) {
 }
 
 // TestExecuteSearchForm: the interpreter's search form (Model.execute with
-// fast set) gives the plain form's states and gradients up to float
+// the folded first layer) gives the plain form's states and gradients up to float
 // rounding: forward within 1e-5 + 1e-4·|ref|, gradients within
 // 1e-4·max|ref| + 1e-3·|ref| (the package's forward and gradient
 // tolerances); hard states exactly.
@@ -215,6 +221,34 @@ func TestExecuteSearchForm(t *testing.T) {
 					t.Fatalf("%s: dE[%d] = %g, plain form %g (max |dE| %g)", name, i, d[i], dRef[i], scale)
 				}
 			}
+		}
+	}
+}
+
+// TestSearchFoldMatchesPlain runs the same gradient search with the folded
+// and the plain interpreter: the per-step losses agree within 1e-5 relative
+// (float rounding only; Adam's updates carry it along the trajectory).
+// TestExecuteSearchForm is the precise check; this one covers the run.
+func TestSearchFoldMatchesPlain(t *testing.T) {
+	cfg := Tiny()
+	m := randomModel(t, NewCPU(2), cfg, 5)
+	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 4, 12, 4
+	losses := func(plain bool) []float64 {
+		s := NewSearcher(m)
+		s.Plain = plain
+		var l []float64
+		s.Gradient(tb, sc, 1, func(info StepInfo) bool { l = append(l, info.Loss); return true })
+		return l
+	}
+	plain, fold := losses(true), losses(false)
+	if len(plain) != len(fold) {
+		t.Fatalf("plain ran %d steps, folded %d", len(plain), len(fold))
+	}
+	for i := range plain {
+		if !closeTo(fold[i], plain[i], 0, 1e-5) {
+			t.Errorf("step %d: loss %.8g folded, %.8g plain", i+1, fold[i], plain[i])
 		}
 	}
 }

@@ -23,6 +23,7 @@ type benchReport struct {
 	SearchStarts   int            `json:"search_starts"`
 	SearchTF32     bool           `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
 	CheckEvery     int            `json:"search_check_every"` // hard-program check every N steps
+	SearchFold     bool           `json:"search_fold"`        // the interpreter's folded search form
 	StartStepsPerS float64        `json:"search_start_steps_per_s"`
 	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
 	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
@@ -38,6 +39,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	tasks := fs.Int("tasks", 1, "tasks searched at once")
 	starts := fs.Int("starts", 0, "starts per task (default: the config's)")
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
+	fold := fs.Bool("fold", true, "search with the interpreter's folded first layer (false = its training form, for comparison)")
 	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -112,6 +114,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		s := model.NewSearcher(m)
+		s.Plain = !*fold
+		rep.SearchFold = *fold
 		run := s.StartGradient(tb, sc, 0)
 		defer run.Close()
 		run.Step()
@@ -141,8 +145,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d)\n",
-		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery)
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold)
 	for _, part := range []struct {
 		name string
 		rows []model.OpTime
