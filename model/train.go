@@ -79,7 +79,11 @@ func noiseSeed(seed uint64, step int, stream uint64) uint64 {
 // Temperatures returns τ_e, τ_d at step (0-based) of the schedule.
 func (tr *Trainer) Temperatures(step int) (tauE, tauD float64) {
 	c := tr.M.Cfg.Train
-	f := float64(step) / float64(tr.Steps)
+	n := tr.Steps
+	if c.AnnealSteps > 0 {
+		n = c.AnnealSteps
+	}
+	f := min(1, float64(step)/float64(n))
 	return Anneal(c.TauE0, c.TauE1, f), Anneal(c.TauD0, c.TauD1, f)
 }
 
