@@ -56,6 +56,10 @@ type Backend interface {
 	AddRows(out, inp, row *Tensor, N, C int)
 	// SumRows: drow[c] += Σ_n dout[n,c]. drow (C), dout (N,C).
 	SumRows(drow, dout *Tensor, N, C int)
+	// Mul: out = a ⊙ b, elementwise (equal lengths; out must not alias a or b).
+	Mul(out, a, b *Tensor)
+	// MulBackward: da += dout ⊙ b, db += dout ⊙ a (equal lengths).
+	MulBackward(da, db, dout, a, b *Tensor)
 
 	// Gemm: C = alpha·op(A)·op(B) + beta·C, row-major, contiguous.
 	// op(A) is (M,K): A is (M,K), or (K,M) when transA. op(B) is (K,N): B is

@@ -208,6 +208,40 @@ func (c *CPU) Add(out, a, b *Tensor) {
 	}
 }
 
+// Mul: out = a ⊙ b, elementwise (equal lengths; out must not alias a or b).
+func (c *CPU) Mul(out, a, b *Tensor) {
+	if out.Len() != a.Len() || out.Len() != b.Len() {
+		panic("model: Mul: length mismatch")
+	}
+	os, as, bs := out.F32(), a.F32(), b.F32()
+	as, bs = as[:len(os)], bs[:len(os)]
+	for i := range os {
+		os[i] = as[i] * bs[i]
+	}
+}
+
+// MulBackward: da += dout ⊙ b, db += dout ⊙ a (equal lengths; a nil
+// gradient is skipped).
+func (c *CPU) MulBackward(da, db, dout, a, b *Tensor) {
+	n := dout.Len()
+	if a.Len() != n || b.Len() != n {
+		panic("model: MulBackward: length mismatch")
+	}
+	dos, as, bs := dout.F32(), a.F32()[:n], b.F32()[:n]
+	if da != nil {
+		das := grad32(da, n, "model: MulBackward: da shorter than dout")[:n]
+		for i, v := range dos {
+			das[i] += v * bs[i]
+		}
+	}
+	if db != nil {
+		dbs := grad32(db, n, "model: MulBackward: db shorter than dout")[:n]
+		for i, v := range dos {
+			dbs[i] += v * as[i]
+		}
+	}
+}
+
 // AddRows: out[n,c] = inp[n,c] + row[c]. out, inp (N,C), row (C); out may
 // alias inp.
 func (c *CPU) AddRows(out, inp, row *Tensor, N, C int) {

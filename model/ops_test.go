@@ -880,6 +880,38 @@ func TestGradAxpyAdd(t *testing.T) {
 	h.finish("Add in place")
 }
 
+func TestGradMul(t *testing.T) {
+	h := newHarness(t, 1, 16)
+	for _, n := range []int{1, 7, 130} {
+		runGrad(t, h, gradCase{
+			name: fmt.Sprintf("Mul n%d", n),
+			ins:  [][]float32{h.vals(n, -2, 2), h.vals(n, -2, 2)},
+			diff: []bool{true, true},
+			nout: n,
+			mirror: func(in [][]float64) []float64 {
+				out := make([]float64, n)
+				for i := range out {
+					out[i] = in[0][i] * in[1][i]
+				}
+				return out
+			},
+			fwd: func(out *Tensor, in []*Tensor) { h.c.Mul(out, in[0], in[1]) },
+			bwd: func(dout *Tensor, in, g []*Tensor) { h.c.MulBackward(g[0], g[1], dout, in[0], in[1]) },
+		})
+	}
+	// One gradient only: the other is skipped.
+	a, b := h.vals(4, -1, 1), h.vals(4, -1, 1)
+	dout := h.vals(4, -1, 1)
+	db := h.acc(make([]float32, 4))
+	h.c.MulBackward(nil, db, h.in(dout), h.in(a), h.in(b))
+	for i, v := range db.F32() {
+		if v != dout[i]*a[i] {
+			t.Errorf("MulBackward db[%d] = %v, want %v", i, v, dout[i]*a[i])
+		}
+	}
+	h.finish("MulBackward one gradient")
+}
+
 // ---------------------------------------------------------------------------
 // Forward-only ops and the optimiser.
 
@@ -1097,6 +1129,8 @@ func TestOpPanics(t *testing.T) {
 		"Negative dim":   func() { c.AddRows(long, long, long, -1, 2) },
 		"Int as float":   func() { c.GELU(idx, idx) },
 		"Copy mismatch":  func() { c.Copy(short, long) },
+		"Mul mismatch":   func() { c.Mul(short, long, long) },
+		"MulBackward":    func() { c.MulBackward(short, nil, long, long, long) },
 		"SeqScore short": func() { c.SeqScore(long, long, short, idx, 2, 2, 3) },
 	}
 	for name, f := range cases {

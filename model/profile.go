@@ -244,6 +244,18 @@ func (pr *Profiled) ArgmaxOneHot(out, logits *Tensor, N, K int) {
 	pr.Backend.ArgmaxOneHot(out, logits, N, K)
 }
 
+// Mul times the wrapped backend's Mul.
+func (pr *Profiled) Mul(out, a, b *Tensor) {
+	defer pr.done("Mul", time.Now())
+	pr.Backend.Mul(out, a, b)
+}
+
+// MulBackward times the wrapped backend's MulBackward.
+func (pr *Profiled) MulBackward(da, db, dout, a, b *Tensor) {
+	defer pr.done("MulBackward", time.Now())
+	pr.Backend.MulBackward(da, db, dout, a, b)
+}
+
 // SkipMix times the wrapped backend's SkipMix.
 func (pr *Profiled) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 	defer pr.done("SkipMix", time.Now())

@@ -27,6 +27,7 @@ const (
 	opNLL
 	opReuse
 	opAddScaled
+	opMul
 )
 
 // node is one recorded op: its tensors, integer dimensions and scalars.
@@ -322,6 +323,20 @@ func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	return out
 }
 
+// Mul returns a ⊙ b elementwise (same length; the result has a's shape).
+func (tp *Tape) Mul(a, b *Tensor) *Tensor {
+	if a.n != b.n {
+		panic("model: Mul length mismatch")
+	}
+	g := needs(a, b)
+	out := tp.outLike(a, lastDim(a), g)
+	tp.B.Mul(out, a, b)
+	if g {
+		tp.record(node{op: opMul, t: [8]*Tensor{out, a, b}})
+	}
+	return out
+}
+
 // AddRows returns x + row broadcast over the leading rows: x (N,C…), row of length C.
 func (tp *Tape) AddRows(x, row *Tensor) *Tensor {
 	C := row.n
@@ -563,6 +578,8 @@ func (tp *Tape) Backward(loss *Tensor) {
 			if t[2].Grad != nil {
 				b.Axpy(t[2].Grad, 1, dout)
 			}
+		case opMul:
+			b.MulBackward(gradOf(t[1]), gradOf(t[2]), dout, t[1], t[2])
 		case opAddRows:
 			if t[1].Grad != nil {
 				b.Axpy(t[1].Grad, 1, dout)

@@ -288,6 +288,8 @@ func cases() []opCase {
 		{"Axpy", caseAxpy},
 		{"Scale", caseScale},
 		{"Add", caseAdd},
+		{"Mul", caseMul},
+		{"MulBackward", caseMulBackward},
 		{"AddRows", caseAddRows},
 		{"SumRows", caseSumRows},
 		{"Gemm", caseGemm},
@@ -484,6 +486,36 @@ func caseAdd(h *harness) {
 			be.Add(acc.on(s), a.on(s), acc.on(s))
 		})
 		h.checkFwd(acc)
+	}
+}
+
+func caseMul(h *harness) {
+	for _, n := range []int{0, 1, 1001} {
+		a := h.input(fmt.Sprintf("a n%d", n), h.vals(n, -2, 2))
+		b := h.input(fmt.Sprintf("b n%d", n), h.vals(n, -2, 2))
+		out := h.output(fmt.Sprintf("out n%d", n), n)
+		h.both(func(be model.Backend, s side) { be.Mul(out.on(s), a.on(s), b.on(s)) })
+		h.checkFwd(out)
+	}
+}
+
+func caseMulBackward(h *harness) {
+	for k, n := range []int{0, 1, 1001, 257} {
+		name := fmt.Sprintf("n%d", n)
+		a := h.input("a "+name, h.vals(n, -2, 2))
+		b := h.input("b "+name, h.vals(n, -2, 2))
+		dout := h.input("dout "+name, h.vals(n, -1, 1))
+		da := h.grad("da "+name, h.vals(n, -1, 1))
+		db := h.grad("db "+name, h.vals(n, -1, 1))
+		if k == 3 {
+			da = nil // nil gradients are skipped
+		}
+		h.both(func(be model.Backend, s side) { be.MulBackward(da.on(s), db.on(s), dout.on(s), a.on(s), b.on(s)) })
+		for _, p := range []*pair{da, db} {
+			if p != nil {
+				h.checkGrad(p)
+			}
+		}
 	}
 }
 

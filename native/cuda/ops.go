@@ -110,6 +110,54 @@ func (b *Backend) Add(out, x, y *model.Tensor) {
 	b.each(kAdd, out.Len(), devPtr(out), devPtr(x), devPtr(y), i64(out.Len()))
 }
 
+// Mul: out = a ⊙ b (equal lengths; out must not alias a or b). No kernel of
+// its own: it is composed from existing ones, exactly. out is zeroed, then
+// skip_mix_backward_inputs with D = K = 1 (so that its gate g = z[i] is an
+// elementwise factor) adds g·dout = b[i]·a[i] into it: 0 + a·b = a·b.
+func (b *Backend) Mul(out, x, y *model.Tensor) {
+	if out.Len() != x.Len() || out.Len() != y.Len() {
+		panic("model: Mul: length mismatch")
+	}
+	for _, t := range []*model.Tensor{out, x, y} {
+		need(t, 0, "cuda: Mul: tensor of another backend")
+	}
+	n := out.Len()
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.fail("Mul", cu.MemsetD32(cu.DevicePtr(devPtr(out)), 0, int64(n)))
+	if b.err != nil {
+		return
+	}
+	b.each(kSkipMixBackwardInputs, n, devPtr(out), 0, devPtr(x), devPtr(y), i64(n), i64(1), i64(1), i64(0))
+}
+
+// MulBackward: da += dout ⊙ b, db += dout ⊙ a (either may be nil). Composed
+// as Mul is: skip_mix_backward_inputs with D = K = 1 adds z[i]·dout[i] into
+// its first output, once with z = b (into da) and once with z = a (into db).
+func (b *Backend) MulBackward(da, db, dout, x, y *model.Tensor) {
+	n := dout.Len()
+	if x.Len() != n || y.Len() != n {
+		panic("model: MulBackward: length mismatch")
+	}
+	needGrad(da, n, "model: MulBackward: da shorter than dout")
+	needGrad(db, n, "model: MulBackward: db shorter than dout")
+	for _, t := range []*model.Tensor{dout, x, y} {
+		need(t, 0, "cuda: MulBackward: tensor of another backend")
+	}
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	if da != nil {
+		b.each(kSkipMixBackwardInputs, n, devPtr(da), 0, devPtr(dout), devPtr(y), i64(n), i64(1), i64(1), i64(0))
+	}
+	if db != nil {
+		b.each(kSkipMixBackwardInputs, n, devPtr(db), 0, devPtr(dout), devPtr(x), i64(n), i64(1), i64(1), i64(0))
+	}
+}
+
 // AddRows: out[n,c] = inp[n,c] + row[c]. out, inp (N,C), row (C); out may
 // alias inp.
 func (b *Backend) AddRows(out, inp, row *model.Tensor, N, C int) {
