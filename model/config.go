@@ -30,6 +30,11 @@ type Config struct {
 	DS int `json:"ds"` // state embedding width per position
 	DV int `json:"dv"` // instruction embedding width
 	H  int `json:"H"`  // executor MLP width
+	// Exec is the interpreter's step network: "mlp" (SPEC §2; "" means the
+	// same) or "film", the same MLP with each hidden pre-activation modulated
+	// by the instruction embedding v, h·(1+γ_l(v)) + β_l(v)
+	// (docs/experiments/recipe.py --exec film).
+	Exec string `json:"exec,omitempty"`
 
 	Train  TrainConfig  `json:"train"`
 	Search SearchConfig `json:"search"`
@@ -68,6 +73,15 @@ type SearchConfig struct {
 	TauD1      float64 `json:"tau_d1"`      // … end
 	CheckEvery int     `json:"check_every"` // hard-program check (selection, early exit) every N steps
 }
+
+// The interpreter step networks of Config.Exec.
+const (
+	ExecMLP  = "mlp"
+	ExecFiLM = "film"
+)
+
+// FiLM reports whether the interpreter is the FiLM-conditioned MLP.
+func (c Config) FiLM() bool { return c.Exec == ExecFiLM }
 
 // Default returns the SPEC sizes and recipe.
 func Default() Config {
@@ -141,6 +155,11 @@ func (c Config) Validate() error {
 	pos("ds", c.DS)
 	pos("dv", c.DV)
 	pos("H", c.H)
+	switch c.Exec {
+	case "", ExecMLP, ExecFiLM:
+	default:
+		errs = append(errs, fmt.Errorf("config: exec = %q, want %q or %q", c.Exec, ExecMLP, ExecFiLM))
+	}
 	if c.K < 2 {
 		errs = append(errs, fmt.Errorf("config: K = %d, need at least 2 symbols (SKIP and one more)", c.K))
 	}

@@ -16,7 +16,9 @@ const Skip = 0
 // Model holds a configuration and its parameters on a backend. Parameter
 // names follow the PyTorch reference's state_dict, except that the
 // executor's first layer is split into exe.0.weight_s (state columns) and
-// exe.0.weight_v (instruction columns) so no concatenation is needed.
+// exe.0.weight_v (instruction columns) so no concatenation is needed. With
+// Exec "film" the FiLM Linears film.0 and film.1 (dv → 2H each, γ in output
+// rows 0…H−1 and β in rows H…2H−1, as recipe.py's chunk) come last.
 type Model struct {
 	Cfg Config
 	B   Backend
@@ -29,6 +31,8 @@ type Model struct {
 	eio, pp, ev         *Tensor
 	w1s, w1v, b1        *Tensor
 	w2, b2, w3, b3      *Tensor
+	filmW, filmB        [2]*Tensor // FiLM layers (2H, dv), (2H); nil for mlp
+	ones                *Tensor    // (H) ones: 1+γ = γ + ones
 }
 
 type block struct {
@@ -79,6 +83,12 @@ func ParamSpecs(cfg Config) []ParamSpec {
 		ParamSpec{"exe.4.weight", []int{L * V, cfg.H}},
 		ParamSpec{"exe.4.bias", []int{L * V}},
 	)
+	if cfg.FiLM() {
+		for l := range 2 {
+			p := fmt.Sprintf("film.%d.", l)
+			s = append(s, ParamSpec{p + "weight", []int{2 * cfg.H, cfg.DV}}, ParamSpec{p + "bias", []int{2 * cfg.H}})
+		}
+	}
 	return s
 }
 
@@ -104,6 +114,17 @@ func NewModel(b Backend, cfg Config) (*Model, error) {
 	m.eio, m.pp, m.ev = g("Eio"), g("P"), g("Ev")
 	m.w1s, m.w1v, m.b1 = g("exe.0.weight_s"), g("exe.0.weight_v"), g("exe.0.bias")
 	m.w2, m.b2, m.w3, m.b3 = g("exe.2.weight"), g("exe.2.bias"), g("exe.4.weight"), g("exe.4.bias")
+	if cfg.FiLM() {
+		for l := range 2 {
+			m.filmW[l], m.filmB[l] = g(fmt.Sprintf("film.%d.weight", l)), g(fmt.Sprintf("film.%d.bias", l))
+		}
+		m.ones = NewView(b.Alloc(cfg.H), 0, cfg.H)
+		one := make([]float32, cfg.H)
+		for i := range one {
+			one[i] = 1
+		}
+		b.Upload(m.ones, one)
+	}
 	return m, nil
 }
 
@@ -218,13 +239,28 @@ func (m *Model) foldFirstLayer(mem *Memory) *firstLayer {
 	return f
 }
 
+// filmTerms computes, for all T steps at once, one FiLM layer's factor
+// 1+γ(v) and shift β(v), each (T, N, H), from the instructions instr
+// (T, N, dv). The γ and β Linears are the row halves of film.l; the views
+// are taken on the tape so that frozen weights (search) stay frozen.
+func (m *Model) filmTerms(tp *Tape, instr *Tensor, l int) (g1, beta *Tensor) {
+	H, DV := m.Cfg.H, m.Cfg.DV
+	W, b := m.filmW[l], m.filmB[l]
+	wg, wb := tp.View(W, 0, H, DV), tp.View(W, H*DV, H, DV)
+	bg, bb := tp.View(b, 0, H), tp.View(b, H, H)
+	return tp.AddRows(tp.Linear(instr, wg, bg), m.ones), tp.Linear(instr, wb, bb)
+}
+
 // execute is Execute; with f non-nil (search) it runs the interpreter's
 // search form: layer 1 is the folded f, its bias joins the instruction term
 // computed once for all steps, and each step accumulates its state term
 // flatten(pi)·Wᵀ onto that in place (LinearAcc). This equals the plain form
 // up to float rounding and saves, per step, the state embedding (a product
 // and a bias pass), two thirds of layer 1's product, a bias pass and a sum,
-// and their backward passes.
+// and their backward passes. With Exec "film" each hidden pre-activation
+// h (layer 1's full L1([s, v]), in either form) becomes h·(1+γ_l) + β_l
+// before its GELU; the FiLM terms depend only on the program, so they too
+// are computed once for all steps.
 func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
@@ -236,6 +272,18 @@ func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, har
 	} else {
 		vp = tp.Linear(instr, m.w1v, nil)
 	}
+	var g1, beta [2]*Tensor // FiLM terms per layer, (T, N, H) each
+	if cfg.FiLM() {
+		for l := range 2 {
+			g1[l], beta[l] = m.filmTerms(tp, instr, l)
+		}
+	}
+	film := func(h *Tensor, l, t int) *Tensor {
+		if g1[l] == nil {
+			return h
+		}
+		return tp.Add(tp.Mul(h, tp.Sub(g1[l], t)), tp.Sub(beta[l], t))
+	}
 	pi := tp.OneHot(x, V) // (N, L, V)
 	for t := 0; t < T; t++ {
 		var h1 *Tensor
@@ -246,7 +294,7 @@ func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, har
 			st = tp.View(st, 0, N, L*cfg.DS)
 			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
 		}
-		h2 := tp.GELU(tp.Linear(tp.GELU(h1), m.w2, m.b2))
+		h2 := tp.GELU(film(tp.Linear(tp.GELU(film(h1, 0, t)), m.w2, m.b2), 1, t))
 		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
 		n = tp.View(n, 0, N, L, V)
 		var hat *Tensor

@@ -201,7 +201,7 @@ func executeForm(t *testing.T, m *Model, fold, hard bool) (pi, dE []float32) {
 // 1e-4·max|ref| + 1e-3·|ref| (the package's forward and gradient
 // tolerances); hard states exactly.
 func TestExecuteSearchForm(t *testing.T) {
-	for _, cfg := range []Config{Tiny(), Default()} {
+	for _, cfg := range []Config{Tiny(), Default(), withFiLM(Tiny())} {
 		m := randomModel(t, NewCPU(2), cfg, 3)
 		for _, hard := range []bool{false, true} {
 			name := fmt.Sprintf("%s hard=%v", cfg.Name, hard)
@@ -284,8 +284,12 @@ func TestSearchStepAllocs(t *testing.T) {
 		name       string
 		workers    int
 		checkEvery int
-	}{{"plain", 2, 1000}, {"check", 1, 1}} {
+		film       bool
+	}{{"plain", 2, 1000, false}, {"check", 1, 1, false}, {"film check", 1, 1, true}} {
 		cfg := Tiny()
+		if c.film {
+			cfg = withFiLM(cfg)
+		}
 		s := NewSearcher(randomModel(t, NewCPU(c.workers), cfg, 5))
 		tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
 		sc := cfg.Search

@@ -16,6 +16,13 @@ func smallConfig() Config {
 	return c
 }
 
+// withFiLM is c with the FiLM-conditioned interpreter.
+func withFiLM(c Config) Config {
+	c.Name += "-film"
+	c.Exec = ExecFiLM
+	return c
+}
+
 func newTestTrainer(t testing.TB, b Backend, cfg Config, steps int, seed uint64) *Trainer {
 	t.Helper()
 	m, err := NewModel(b, cfg)
@@ -70,7 +77,12 @@ func TestTrainFitsFixedBatch(t *testing.T) {
 // TestResumeBitExact trains 6 steps straight and 3 + checkpoint + 3, and
 // expects identical losses and parameters, bit for bit.
 func TestResumeBitExact(t *testing.T) {
-	cfg := smallConfig()
+	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig())} {
+		t.Run(cfg.Name, func(t *testing.T) { testResumeBitExact(t, cfg) })
+	}
+}
+
+func testResumeBitExact(t *testing.T, cfg Config) {
 	b := NewCPU(2)
 	a := newTestTrainer(t, b, cfg, 6, 3)
 	var straight []float64
@@ -124,21 +136,23 @@ func TestResumeBitExact(t *testing.T) {
 }
 
 func TestTrainStepAllocs(t *testing.T) {
-	for _, w := range []int{1, 2} {
-		tr := newTestTrainer(t, NewCPU(w), smallConfig(), 100, 0)
-		for i := 0; i < 2; i++ {
-			if _, err := tr.TrainStep(); err != nil {
-				t.Fatal(err)
+	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig())} {
+		for _, w := range []int{1, 2} {
+			tr := newTestTrainer(t, NewCPU(w), cfg, 100, 0)
+			for i := 0; i < 2; i++ {
+				if _, err := tr.TrainStep(); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if n := testing.AllocsPerRun(3, func() { _, _ = tr.TrainStep() }); n != 0 {
-			t.Errorf("workers=%d: TrainStep allocates %v times per step after warm-up", w, n)
+			if n := testing.AllocsPerRun(3, func() { _, _ = tr.TrainStep() }); n != 0 {
+				t.Errorf("%s workers=%d: TrainStep allocates %v times per step after warm-up", cfg.Name, w, n)
+			}
 		}
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{Tiny(), Default()} {
+	for _, c := range []Config{Tiny(), Default(), withFiLM(Tiny())} {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 		}
@@ -146,11 +160,12 @@ func TestConfigValidate(t *testing.T) {
 	bad := Tiny()
 	bad.Heads = 3
 	bad.Train.LR = -1
+	bad.Exec = "res"
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"heads = 3", "train.lr"} {
+	for _, want := range []string{"heads = 3", "train.lr", `exec = "res"`} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
