@@ -17,7 +17,10 @@ import (
 	"testing"
 )
 
-var updateParityInputs = flag.Bool("update-parity-inputs", false, "rewrite testdata/parity/inputs.{json,bin} (then rerun torch_parity.py)")
+var (
+	updateParityInputs     = flag.Bool("update-parity-inputs", false, "rewrite testdata/parity/inputs.{json,bin} (then rerun torch_parity.py)")
+	updateParityFiLMInputs = flag.Bool("update-parity-film-inputs", false, "rewrite testdata/parity/film_inputs.{json,bin} (then rerun torch_parity.py --exec film)")
+)
 
 const parityDir = "testdata/parity"
 
@@ -103,15 +106,36 @@ func parityConfig() Config {
 
 // TestParityGolden checks the Go model against the PyTorch reference.
 func TestParityGolden(t *testing.T) {
-	b := NewCPU(2)
 	if *updateParityInputs {
-		makeParityInputs(t, b)
+		makeParityInputs(t, NewCPU(2), parityConfig(), "inputs")
 	}
-	meta, in := readBundle(t, "inputs")
-	gm, gold := readBundle(t, "golden")
+	checkParity(t, "inputs", "golden")
 	if *updateParityInputs {
 		t.Logf("inputs rewritten: rerun torch_parity.py to refresh golden.*")
 	}
+}
+
+// TestParityGoldenFiLM checks the FiLM interpreter (Exec "film") against
+// docs/experiments/recipe.py's NLI with --exec film, on the same kind of
+// tiny model, batch and noise as TestParityGolden.
+func TestParityGoldenFiLM(t *testing.T) {
+	if *updateParityFiLMInputs {
+		cfg := parityConfig()
+		cfg.Exec = ExecFiLM
+		makeParityInputs(t, NewCPU(2), cfg, "film_inputs")
+	}
+	checkParity(t, "film_inputs", "film_golden")
+	if *updateParityFiLMInputs {
+		t.Logf("inputs rewritten: rerun torch_parity.py --exec film to refresh film_golden.*")
+	}
+}
+
+// checkParity runs one training-loss forward and backward on the bundle
+// inStem and compares it with the reference's outputs in goldStem.
+func checkParity(t *testing.T, inStem, goldStem string) {
+	b := NewCPU(2)
+	meta, in := readBundle(t, inStem)
+	gm, gold := readBundle(t, goldStem)
 	cfg := meta.Config
 	m, err := NewModel(b, cfg)
 	if err != nil {
@@ -121,7 +145,7 @@ func TestParityGolden(t *testing.T) {
 	for _, p := range m.P.List {
 		params = append(params, in[p.Name])
 	}
-	if err := m.P.Import(params, false, "inputs"); err != nil {
+	if err := m.P.Import(params, false, inStem); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := NewTrainer(m, SplitShiftL, 10, 0)
@@ -198,9 +222,9 @@ func toI32(v []float32) []int32 {
 	return out
 }
 
-// makeParityInputs writes a fresh tiny model, batch and noise.
-func makeParityInputs(t *testing.T, b Backend) {
-	cfg := parityConfig()
+// makeParityInputs writes a fresh tiny model of cfg, a batch and noise to
+// the bundle stem.
+func makeParityInputs(t *testing.T, b Backend, cfg Config, stem string) {
 	m, err := NewModel(b, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +253,6 @@ func makeParityInputs(t *testing.T, b Backend) {
 		NamedTensor{Name: "noise_z", Shape: []int{N, cfg.T, cfg.K}, Data: nz.F32()},
 		NamedTensor{Name: "noise_s", Shape: []int{cfg.T, N, cfg.L, cfg.V}, Data: ns.F32()},
 	)
-	writeBundle(t, "inputs", parityMeta{Config: cfg, B: B, M: pairs, TauE: 3, TauD: 1.5, Lambda: 0.01}, ts)
-	fmt.Fprintln(os.Stderr, "wrote", filepath.Join(parityDir, "inputs.{json,bin}"))
+	writeBundle(t, stem, parityMeta{Config: cfg, B: B, M: pairs, TauE: 3, TauD: 1.5, Lambda: 0.01}, ts)
+	fmt.Fprintln(os.Stderr, "wrote", filepath.Join(parityDir, stem+".{json,bin}"))
 }

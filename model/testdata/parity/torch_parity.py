@@ -10,6 +10,13 @@ final distribution pi_T, the NLL, the regulariser, the loss and every parameter
 gradient. Run it anywhere python3 has torch (CPU is enough):
 
   python3 torch_parity.py --ref /path/to/nli_torch.py --dir model/testdata/parity
+
+The FiLM interpreter's golden (TestParityGoldenFiLM) comes from the recipe harness's model,
+whose default flags are the reference's, with its FiLM step network:
+
+  go test ./model -run TestParityGoldenFiLM -update-parity-film-inputs
+  python3 torch_parity.py --ref docs/experiments/recipe.py --exec film \
+      --inputs film_inputs --golden film_golden --dir model/testdata/parity
 """
 import argparse, importlib.util, json, os
 import numpy as np
@@ -42,17 +49,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", required=True, help="path to nli_torch.py")
     ap.add_argument("--dir", required=True, help="folder with inputs.json/.bin")
+    ap.add_argument("--exec", default="", help="interpreter kind (recipe.py's --exec; empty: the reference's)")
+    ap.add_argument("--inputs", default="inputs", help="input bundle stem")
+    ap.add_argument("--golden", default="golden", help="output bundle stem")
     a = ap.parse_args()
     spec = importlib.util.spec_from_file_location("nli_torch", a.ref)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
     torch.set_default_dtype(torch.float64)
 
-    meta, t = read_bundle(a.dir, "inputs")
+    meta, t = read_bundle(a.dir, a.inputs)
     c = meta["config"]
     B, m = meta["B"], meta["m"]
     T, K, L, V = c["T"], c["K"], c["L"], c["V"]
-    model = ref.NLI(T=T, K=K, d=c["d"], layers=c["layers"], heads=c["heads"], ds=c["ds"], dv=c["dv"], H=c["H"]).double()
+    assert c.get("exec", "") in ("", "mlp", a.exec), (c.get("exec"), a.exec)
+    kw = dict(exec_kind=a.exec) if a.exec else {}
+    model = ref.NLI(T=T, K=K, d=c["d"], layers=c["layers"], heads=c["heads"], ds=c["ds"], dv=c["dv"], H=c["H"], **kw).double()
     sd = {}
     for name in model.state_dict():
         if name == "exe.0.weight":
@@ -80,6 +92,8 @@ def main():
     torch.Tensor.float = lambda self, *args, **kw: self.double()
 
     logits = ref.loo_logits(model, x, y)
+    if isinstance(logits, tuple):  # recipe.py also returns the per-pair encodings
+        logits = logits[0]
     z = ref.gumbel_softmax(logits, tau_e)
     lp = model.execute(x, z, tau_d, noise=True)
     assert not queue, "noise left over: the reference drew fewer samples than expected"
@@ -100,7 +114,7 @@ def main():
             out += [("grad/exe.0.weight_s", g[:, :ns_]), ("grad/exe.0.weight_v", g[:, ns_:])]
         else:
             out.append(("grad/" + name, g))
-    write_bundle(a.dir, "golden", {"torch": torch.__version__, "dtype": "float64", "loss": loss.item()}, out)
+    write_bundle(a.dir, a.golden, {"torch": torch.__version__, "dtype": "float64", "loss": loss.item()}, out)
     print(json.dumps({"loss": loss.item(), "nll": nll.item(), "reg": reg.item(), "tensors": len(out)}))
 
 
