@@ -57,8 +57,20 @@ type TrainConfig struct {
 	// reach their end values at this step and hold them after it; 0 means
 	// the run's own step count (SPEC §3).
 	AnnealSteps int `json:"anneal_steps,omitempty"`
-	LogEvery    int `json:"log_every"`  // metrics line every N steps
-	SaveEvery   int `json:"save_every"` // checkpoint every N steps
+	// Recipe options of docs/experiments/recipe.py (all off by default;
+	// f = step/steps is the fraction of the run done, step 0-based):
+	// Warmup is the linear learning-rate warm-up in steps, lr·min(1, (step+1)/Warmup).
+	Warmup int `json:"warmup,omitempty"`
+	// LambdaWarm ramps λ from 0: λ·min(1, f/LambdaWarm), over this fraction of the run.
+	LambdaWarm float64 `json:"lambda_warm,omitempty"`
+	// NoiseRamp scales the Gumbel noise on the program logits by
+	// min(1, f/NoiseRamp), over this fraction of the run (the same draws, scaled).
+	NoiseRamp float64 `json:"noise_ramp,omitempty"`
+	// HeadLRMult multiplies the learning rate of the inductor head f_φ
+	// (the head.* parameters); 0 (unset) means 1.
+	HeadLRMult float64 `json:"head_lr_mult,omitempty"`
+	LogEvery   int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
@@ -185,6 +197,19 @@ func (c Config) Validate() error {
 	}
 	if t.AnnealSteps < 0 {
 		errs = append(errs, fmt.Errorf("config: train.anneal_steps = %d, must be ≥ 0 (0: the run's steps)", t.AnnealSteps))
+	}
+	if t.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("config: train.warmup = %d, must be ≥ 0 (0: off)", t.Warmup))
+	}
+	frac := func(name string, v float64) {
+		if !(v >= 0 && v <= 1) {
+			errs = append(errs, fmt.Errorf("config: %s = %g, must be a fraction of the run in [0, 1] (0: off)", name, v))
+		}
+	}
+	frac("train.lambda_warm", t.LambdaWarm)
+	frac("train.noise_ramp", t.NoiseRamp)
+	if !(t.HeadLRMult >= 0) || math.IsInf(t.HeadLRMult, 0) {
+		errs = append(errs, fmt.Errorf("config: train.head_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.HeadLRMult))
 	}
 	pos("train.log_every", t.LogEvery)
 	pos("train.save_every", t.SaveEvery)

@@ -87,6 +87,54 @@ func (p *Params) Step(lr, beta1, beta2, eps, wd, gradScale float64, step int) {
 	p.B.AdamW(p.All, p.Grad, p.M, p.V, float32(lr), float32(beta1), float32(beta2), float32(eps), float32(wd), float32(gradScale), step)
 }
 
+// LRSpan is a contiguous part of the four arenas that Step updates with the
+// learning rate multiplied by Mult.
+type LRSpan struct {
+	Mult       float64
+	p, g, m, v *Tensor
+}
+
+// LRSpans splits the arenas into spans in order: the parameters whose names
+// start with prefix (they must be contiguous in the arena) get mult, the
+// parameters before and after them 1. Empty spans are left out.
+func (p *Params) LRSpans(prefix string, mult float64) ([]LRSpan, error) {
+	lo, hi, off := -1, -1, 0
+	for _, q := range p.List {
+		n := q.T.Len()
+		if strings.HasPrefix(q.Name, prefix) {
+			if lo < 0 {
+				lo = off
+			} else if hi != off {
+				return nil, fmt.Errorf("params: the parameters %s* are not contiguous", prefix)
+			}
+			hi = off + n
+		}
+		off += n
+	}
+	if lo < 0 {
+		return nil, fmt.Errorf("params: no parameter named %s*", prefix)
+	}
+	var spans []LRSpan
+	for _, s := range []struct {
+		lo, hi int
+		mult   float64
+	}{{0, lo, 1}, {lo, hi, mult}, {hi, p.N, 1}} {
+		if s.hi > s.lo {
+			view := func(t *Tensor) *Tensor { mem, o := t.Mem(); return NewView(mem, o+s.lo, s.hi-s.lo) }
+			spans = append(spans, LRSpan{Mult: s.mult, p: view(p.All), g: view(p.Grad), m: view(p.M), v: view(p.V)})
+		}
+	}
+	return spans, nil
+}
+
+// StepSpans is Step with each span's learning rate lr·Mult (AdamW is
+// elementwise, so with every Mult 1 it equals Step).
+func (p *Params) StepSpans(spans []LRSpan, lr, beta1, beta2, eps, wd, gradScale float64, step int) {
+	for _, s := range spans {
+		p.B.AdamW(s.p, s.g, s.m, s.v, float32(lr*s.Mult), float32(beta1), float32(beta2), float32(eps), float32(wd), float32(gradScale), step)
+	}
+}
+
 // Export downloads the values (and, with moments, the AdamW moments under
 // the prefixes "adam_m/" and "adam_v/") as named host tensors.
 func (p *Params) Export(moments bool) []NamedTensor {

@@ -21,7 +21,9 @@ type StepStats struct {
 	TauE     float64 `json:"tau_e"`
 	TauD     float64 `json:"tau_d"`
 	GradNorm float64 `json:"grad_norm"`
-	LR       float64 `json:"lr"`
+	LR       float64 `json:"lr"`     // learning rate of this step (the head's is LR·head_lr_mult)
+	Lambda   float64 `json:"lambda"` // reuse regulariser weight of this step
+	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
 }
 
 // Trainer owns one training run: the model, the data stream and the
@@ -39,9 +41,10 @@ type Trainer struct {
 	tp    *Tape
 	hx    []int32
 	hy    []int32
-	x, y  *Tensor // (B·m, L) int inputs, persistent
-	nz    *Tensor // (B·m, T, K) inductor noise
-	ns    *Tensor // (T, B·m, L, V) interpreter noise
+	x, y  *Tensor  // (B·m, L) int inputs, persistent
+	nz    *Tensor  // (B·m, T, K) inductor noise
+	ns    *Tensor  // (T, B·m, L, V) interpreter noise
+	spans []LRSpan // AdamW spans when train.head_lr_mult is set; nil: one update
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -66,6 +69,13 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 		ns: NewView(b.Alloc(cfg.T*N*cfg.L*cfg.V), 0, cfg.T, N, cfg.L, cfg.V),
 	}
 	tr.rng = rand.New(tr.pcg)
+	if mult := cfg.Train.HeadLRMult; mult != 0 && mult != 1 {
+		spans, err := m.P.LRSpans("head.", mult)
+		if err != nil {
+			return nil, fmt.Errorf("train: head_lr_mult: %w", err)
+		}
+		tr.spans = spans
+	}
 	return tr, nil
 }
 
@@ -87,8 +97,37 @@ func (tr *Trainer) Temperatures(step int) (tauE, tauD float64) {
 	return Anneal(c.TauE0, c.TauE1, f), Anneal(c.TauD0, c.TauD1, f)
 }
 
+// Schedule holds the recipe's per-step quantities at one step.
+type Schedule struct {
+	TauE, TauD float64 // temperatures (train.anneal_steps)
+	LR         float64 // learning rate after warm-up (train.warmup)
+	Lambda     float64 // reuse regulariser weight after its ramp (train.lambda_warm)
+	Noise      float64 // factor on the program's Gumbel noise (train.noise_ramp)
+}
+
+// Schedule returns the quantities of step (0-based), as recipe.py's train()
+// computes them with f = step/steps. With every recipe option off they are
+// the config's LR, λ and 1.
+func (tr *Trainer) Schedule(step int) Schedule {
+	c := tr.M.Cfg.Train
+	s := Schedule{LR: c.LR, Lambda: c.Lambda, Noise: 1}
+	s.TauE, s.TauD = tr.Temperatures(step)
+	f := float64(step) / float64(tr.Steps)
+	if c.Warmup > 0 {
+		s.LR *= min(1, float64(step+1)/float64(c.Warmup))
+	}
+	if c.LambdaWarm > 0 {
+		s.Lambda *= min(1, f/c.LambdaWarm)
+	}
+	if c.NoiseRamp > 0 {
+		s.Noise = min(1, f/c.NoiseRamp)
+	}
+	return s
+}
+
 // Loss runs the forward pass of one batch already in tr.x, tr.y (and the
 // noise already drawn) on the tape and returns the loss, NLL and regulariser.
+// λ is the schedule's at the current step tr.Step.
 func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	m, tp := tr.M, tr.tp
 	cfg := m.Cfg
@@ -104,7 +143,7 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	N := tr.x.Dim(0)
 	nll = tp.NLL(pi, tr.y, 1/float32(N))
 	reg = tp.ReuseReg(tp.Softmax(logits, nil, float32(tauE)))
-	loss = tp.AddScaled(nll, reg, float32(cfg.Train.Lambda))
+	loss = tp.AddScaled(nll, reg, float32(tr.Schedule(tr.Step).Lambda))
 	return loss, nll, reg
 }
 
@@ -115,11 +154,15 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, tr.hx, tr.hy, nil)
 	b.UploadInt(tr.x, tr.hx)
 	b.UploadInt(tr.y, tr.hy)
+	sch := tr.Schedule(tr.Step)
 	b.Gumbel(tr.nz, noiseSeed(tr.Seed, tr.Step, 0))
+	if sch.Noise != 1 {
+		b.Scale(tr.nz, float32(sch.Noise))
+	}
 	if cfg.Train.StateNoise {
 		b.Gumbel(tr.ns, noiseSeed(tr.Seed, tr.Step, 1))
 	}
-	tauE, tauD := tr.Temperatures(tr.Step)
+	tauE, tauD := sch.TauE, sch.TauD
 	tp.Reset()
 	m.P.ZeroGrad()
 	loss, nll, reg := tr.Loss(tauE, tauD)
@@ -133,10 +176,14 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train: step %d: gradient norm is %v", tr.Step+1, gn)
 	}
 	tr.Step++
-	m.P.Step(cfg.Train.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	if tr.spans != nil {
+		m.P.StepSpans(tr.spans, sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	} else {
+		m.P.Step(sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	}
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
-		TauE: tauE, TauD: tauD, GradNorm: gn, LR: cfg.Train.LR,
+		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise,
 	}
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)

@@ -6,6 +6,7 @@ package model
 import (
 	"bytes"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -20,6 +21,16 @@ func smallConfig() Config {
 func withFiLM(c Config) Config {
 	c.Name += "-film"
 	c.Exec = ExecFiLM
+	return c
+}
+
+// withRecipe is c with every recipe option of docs/experiments/recipe.py on.
+func withRecipe(c Config) Config {
+	c.Name += "-recipe"
+	c.Train.Warmup = 4
+	c.Train.LambdaWarm = 0.5
+	c.Train.NoiseRamp = 0.4
+	c.Train.HeadLRMult = 0.2
 	return c
 }
 
@@ -77,7 +88,7 @@ func TestTrainFitsFixedBatch(t *testing.T) {
 // TestResumeBitExact trains 6 steps straight and 3 + checkpoint + 3, and
 // expects identical losses and parameters, bit for bit.
 func TestResumeBitExact(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig())} {
+	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig()), withRecipe(withFiLM(smallConfig()))} {
 		t.Run(cfg.Name, func(t *testing.T) { testResumeBitExact(t, cfg) })
 	}
 }
@@ -136,7 +147,7 @@ func testResumeBitExact(t *testing.T, cfg Config) {
 }
 
 func TestTrainStepAllocs(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig())} {
+	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig()))} {
 		for _, w := range []int{1, 2} {
 			tr := newTestTrainer(t, NewCPU(w), cfg, 100, 0)
 			for i := 0; i < 2; i++ {
@@ -165,13 +176,80 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"heads = 3", "train.lr", `exec = "res"`} {
+	bad.Train.Warmup = -1
+	bad.Train.LambdaWarm = 1.5
+	bad.Train.NoiseRamp = math.NaN()
+	bad.Train.HeadLRMult = -2
+	err = bad.Validate()
+	for _, want := range []string{"heads = 3", "train.lr", `exec = "res"`, "train.warmup", "train.lambda_warm", "train.noise_ramp", "train.head_lr_mult"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
 	if _, err := ParseConfig([]byte(`{"name":"x","bogus":1}`)); err == nil {
 		t.Error("unknown config field accepted")
+	}
+}
+
+// TestScheduleRecipe checks the recipe options' per-step values against
+// recipe.py's formulas (f = step/steps): lr·min(1, (step+1)/warmup),
+// λ·min(1, f/lambda_warm), noise min(1, f/noise_ramp); and that with the
+// options off the schedule is the config's LR, λ and 1.
+func TestScheduleRecipe(t *testing.T) {
+	cfg := withRecipe(smallConfig())
+	tr := newTestTrainer(t, NewCPU(1), cfg, 10, 0)
+	lr, lam := cfg.Train.LR, cfg.Train.Lambda
+	for _, c := range []struct {
+		step              int
+		lr, lambda, noise float64
+	}{
+		{0, lr / 4, 0, 0},
+		{1, lr / 2, lam * 0.1 / 0.5, 0.1 / 0.4},
+		{3, lr, lam * 0.3 / 0.5, 0.3 / 0.4},
+		{4, lr, lam * 0.4 / 0.5, 1},
+		{7, lr, lam, 1},
+	} {
+		s := tr.Schedule(c.step)
+		if !closeTo(s.LR, c.lr, 0, 1e-15) || !closeTo(s.Lambda, c.lambda, 0, 1e-15) || !closeTo(s.Noise, c.noise, 0, 1e-15) {
+			t.Errorf("step %d: lr %g λ %g noise %g, want %g %g %g", c.step, s.LR, s.Lambda, s.Noise, c.lr, c.lambda, c.noise)
+		}
+	}
+	off := newTestTrainer(t, NewCPU(1), smallConfig(), 10, 0)
+	for _, step := range []int{0, 5, 9} {
+		s := off.Schedule(step)
+		if s.LR != smallConfig().Train.LR || s.Lambda != smallConfig().Train.Lambda || s.Noise != 1 {
+			t.Errorf("options off, step %d: %+v", step, s)
+		}
+	}
+}
+
+// TestHeadLRMult: on the first AdamW step every update is ±lr (m̂/√v̂ =
+// sign g), so with head_lr_mult the head's parameters move mult times as
+// far as without it, and every other parameter moves exactly as far.
+func TestHeadLRMult(t *testing.T) {
+	const mult = 0.25
+	base := smallConfig()
+	withMult := base
+	withMult.Train.HeadLRMult = mult
+	moved := func(cfg Config) (before, after []NamedTensor) {
+		tr := newTestTrainer(t, NewCPU(1), cfg, 10, 4)
+		before = tr.M.P.Export(false)
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+		return before, tr.M.P.Export(false)
+	}
+	b0, b1 := moved(base)
+	m0, m1 := moved(withMult)
+	for i := range b0 {
+		head := strings.HasPrefix(b0[i].Name, "head.")
+		for j := range b0[i].Data {
+			db := float64(b1[i].Data[j]) - float64(b0[i].Data[j])
+			dm := float64(m1[i].Data[j]) - float64(m0[i].Data[j])
+			if head && !closeTo(dm, mult*db, 1e-7, 1e-2) || !head && dm != db {
+				t.Fatalf("%s[%d]: moved %g with head_lr_mult %g, %g without", b0[i].Name, j, dm, mult, db)
+			}
+		}
 	}
 }
 

@@ -185,6 +185,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			rec := map[string]any{
 				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
 				"tau_e": st.TauE, "tau_d": st.TauD, "grad_norm": st.GradNorm, "lr": st.LR,
+				"lambda": st.Lambda, "noise": st.Noise,
 				"samples_per_s": model.Throughput(samples*(st.Step-lastStep), now.Sub(lastT)),
 				"time_s":        now.Sub(t0).Seconds(),
 			}
