@@ -48,7 +48,11 @@ if [ ! -x "$NATIVE" ]; then echo "go_sweep: no executable $NATIVE (set NATIVE)" 
 NATIVE=$(cd "$(dirname "$NATIVE")" && pwd)/$(basename "$NATIVE")
 mkdir -p "$RUNS"
 DEVFLAGS="--device $DEVICE"
-[ "$DEVICE" = cpu ] && DEVFLAGS="$DEVFLAGS --workers $WORKERS"
+if [ "$DEVICE" = cpu ]; then
+  DEVFLAGS="$DEVFLAGS --workers $WORKERS"
+else
+  export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64   # the real libcuda and cuBLAS (docs/CUDA.md)
+fi
 
 names=(); specs=()
 n=0
