@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"time"
 )
 
@@ -27,7 +28,9 @@ type StepStats struct {
 }
 
 // Trainer owns one training run: the model, the data stream and the
-// optimiser state. It is not safe for concurrent use.
+// optimiser state. It is not safe for concurrent use, and only the goroutine
+// that calls its methods touches the backend. From the first TrainStep on, a
+// producer goroutine samples batches ahead (prefetch.go); Close stops it.
 type Trainer struct {
 	M     *Model
 	Split Split
@@ -35,16 +38,19 @@ type Trainer struct {
 	Step  int    // steps done
 	Seed  uint64 // run seed: data stream and noise derive from it
 
-	pcg   *rand.PCG
-	rng   *rand.Rand
-	progs []Program
-	tp    *Tape
-	hx    []int32
-	hy    []int32
-	x, y  *Tensor  // (B·m, L) int inputs, persistent
-	nz    *Tensor  // (B·m, T, K) inductor noise
-	ns    *Tensor  // (T, B·m, L, V) interpreter noise
-	spans []LRSpan // AdamW spans when train.head_lr_mult is set; nil: one update
+	pcg     *rand.PCG  // data stream state before the next batch TrainStep consumes
+	rng     *rand.Rand // draws from pcg: inline sampling only
+	progs   []Program
+	tp      *Tape
+	bufs    []*hostBatch // the producer's host buffers, reused
+	prog    []int32      // (B) program index (into progs) of each specification of the last batch
+	prod    *producer    // nil until the first TrainStep and after Close
+	cleanup runtime.Cleanup
+	inline  bool     // sample on the calling goroutine (the reference the producer is tested against)
+	x, y    *Tensor  // (B·m, L) int inputs, persistent
+	nz      *Tensor  // (B·m, T, K) inductor noise
+	ns      *Tensor  // (T, B·m, L, V) interpreter noise
+	spans   []LRSpan // AdamW spans when train.head_lr_mult is set; nil: one update
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -62,13 +68,16 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	tr := &Trainer{
 		M: m, Split: split, Steps: steps, Seed: seed,
 		pcg: rand.NewPCG(seed, 0x7472616e), progs: progs, tp: NewTape(b),
-		hx: make([]int32, N*cfg.L), hy: make([]int32, N*cfg.L),
 		x:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
 		y:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
 		nz: NewView(b.Alloc(N*cfg.T*cfg.K), 0, N, cfg.T, cfg.K),
 		ns: NewView(b.Alloc(cfg.T*N*cfg.L*cfg.V), 0, cfg.T, N, cfg.L, cfg.V),
 	}
 	tr.rng = rand.New(tr.pcg)
+	tr.prog = make([]int32, cfg.Train.Batch)
+	for range prefetchDepth {
+		tr.bufs = append(tr.bufs, &hostBatch{x: make([]int32, N*cfg.L), y: make([]int32, N*cfg.L), prog: make([]int32, cfg.Train.Batch)})
+	}
 	if mult := cfg.Train.HeadLRMult; mult != 0 && mult != 1 {
 		spans, err := m.P.LRSpans("head.", mult)
 		if err != nil {
@@ -147,13 +156,55 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	return loss, nll, reg
 }
 
+// nextBatch uploads the next batch of the data stream into tr.x, tr.y and
+// advances tr.pcg past it. It starts the producer if none runs.
+func (tr *Trainer) nextBatch() error {
+	b, c := tr.M.B, tr.M.Cfg.Train
+	if tr.inline {
+		hb := tr.bufs[0]
+		SampleBatch(tr.rng, tr.progs, c.Batch, c.Pairs, hb.x, hb.y, tr.prog)
+		b.UploadInt(tr.x, hb.x)
+		b.UploadInt(tr.y, hb.y)
+		return nil
+	}
+	if tr.prod == nil {
+		tr.prod = startProducer(*tr.pcg, tr.progs, c.Batch, c.Pairs, tr.bufs)
+		tr.cleanup = runtime.AddCleanup(tr, (*producer).stop, tr.prod)
+	}
+	hb := <-tr.prod.full
+	if err := hb.err; err != nil {
+		tr.Close()
+		return err
+	}
+	b.UploadInt(tr.x, hb.x) // synchronous on every backend: hb is free afterwards
+	b.UploadInt(tr.y, hb.y)
+	copy(tr.prog, hb.prog)
+	*tr.pcg = hb.after
+	tr.prod.free <- hb // never blocks: free holds every buffer not in flight
+	return nil
+}
+
+// Close stops the data producer and waits for its goroutine to return. The
+// trainer stays usable: a later TrainStep starts a producer again from
+// tr.pcg, the state before the next batch, so closing never changes the
+// batches. Close may be called any number of times.
+func (tr *Trainer) Close() {
+	if tr.prod == nil {
+		return
+	}
+	tr.cleanup.Stop()
+	tr.prod.stop()
+	<-tr.prod.exited
+	tr.prod = nil
+}
+
 // TrainStep draws a batch, runs forward and backward, clips and updates.
 func (tr *Trainer) TrainStep() (StepStats, error) {
 	m, tp, b := tr.M, tr.tp, tr.M.B
 	cfg := m.Cfg
-	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, tr.hx, tr.hy, nil)
-	b.UploadInt(tr.x, tr.hx)
-	b.UploadInt(tr.y, tr.hy)
+	if err := tr.nextBatch(); err != nil {
+		return StepStats{}, fmt.Errorf("train: step %d: %w", tr.Step+1, err)
+	}
 	sch := tr.Schedule(tr.Step)
 	b.Gumbel(tr.nz, noiseSeed(tr.Seed, tr.Step, 0))
 	if sch.Noise != 1 {
@@ -208,7 +259,7 @@ func (tr *Trainer) Checkpoint(prov Provenance) (*WeightsFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	rngState, err := tr.pcg.MarshalBinary()
+	rngState, err := tr.pcg.MarshalBinary() // the next batch's, not the producer's run-ahead state
 	if err != nil {
 		return nil, err
 	}

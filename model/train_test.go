@@ -45,6 +45,7 @@ func newTestTrainer(t testing.TB, b Backend, cfg Config, steps int, seed uint64)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(tr.Close)
 	return tr
 }
 
@@ -56,9 +57,10 @@ func TestTrainFitsFixedBatch(t *testing.T) {
 	cfg := smallConfig()
 	tr := newTestTrainer(t, NewCPU(0), cfg, 1000, 1)
 	m, b := tr.M, tr.M.B
-	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, tr.hx, tr.hy, nil)
-	b.UploadInt(tr.x, tr.hx)
-	b.UploadInt(tr.y, tr.hy)
+	hx, hy := make([]int32, tr.x.Len()), make([]int32, tr.y.Len())
+	SampleBatch(tr.rng, tr.progs, cfg.Train.Batch, cfg.Train.Pairs, hx, hy, nil)
+	b.UploadInt(tr.x, hx)
+	b.UploadInt(tr.y, hy)
 	b.Gumbel(tr.nz, 1)
 	b.Gumbel(tr.ns, 2)
 	var first, last float64
