@@ -74,6 +74,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		defer tr.Close()
 		for i := 0; i < 3; i++ {
 			if _, err := tr.TrainStep(); err != nil {
 				return err

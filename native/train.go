@@ -124,6 +124,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	defer tr.Close() // stops the data producer; every return (Ctrl-C, --stop-after, errors) passes here
 	cfg := tr.M.Cfg
 	mf, err := os.OpenFile(filepath.Join(*out, metricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

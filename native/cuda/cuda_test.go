@@ -238,6 +238,7 @@ func TestTrainParity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer tr.Close()
 		var st []model.StepStats
 		for range steps {
 			s, err := tr.TrainStep()
