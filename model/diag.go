@@ -150,3 +150,68 @@ func entropyBits[K comparable](counts map[K]int, n int) float64 {
 	}
 	return h
 }
+
+// diagState is the trainer's diagnostics workspace, made on the first
+// diagnosed step: a forward-only tape, host buffers and the gradient views
+// of the three parts of the parameter arena.
+type diagState struct {
+	tp             *Tape
+	lg, pi         []float32 // (B, T, K) mean-pooled logits, (N, L, V) hard final states
+	y              []int32   // (N, L) targets
+	enc, head, exe *Tensor   // gradients of the encoder, the head (head.*) and the rest
+	norm           *Tensor   // scratch scalar
+	host1          [1]float32
+}
+
+func newDiagState(tr *Trainer) *diagState {
+	m, b := tr.M, tr.M.B
+	cfg := m.Cfg
+	N := cfg.Train.Batch * cfg.Train.Pairs
+	d := &diagState{
+		tp:   NewTape(b),
+		lg:   make([]float32, cfg.Train.Batch*cfg.T*cfg.K),
+		pi:   make([]float32, N*cfg.L*cfg.V),
+		y:    make([]int32, N*cfg.L),
+		norm: NewView(b.Alloc(1), 0, 1),
+	}
+	d.tp.NoGrad = true
+	// The head's parameters sit between the encoder's and the interpreter's
+	// in the arena (ParamSpecs), so they split it in three spans.
+	spans, err := m.P.LRSpans("head.", 1)
+	if err != nil || len(spans) != 3 {
+		panic("model: diagnose: the head's parameters do not split the arena in three")
+	}
+	d.enc, d.head, d.exe = spans[0].g, spans[1].g, spans[2].g
+	return d
+}
+
+// normOf returns the L2 norm of g.
+func (d *diagState) normOf(b Backend, g *Tensor) float64 {
+	b.SumSquares(d.norm, g)
+	b.Download(d.host1[:], d.norm)
+	return math.Sqrt(float64(d.host1[0]))
+}
+
+// diagnose computes the diagnostics of the batch whose forward and backward
+// pass the training tape holds (tr.enc, tr.lg, tr.x, tr.y, tr.prog), before
+// the update. It draws no random numbers and changes no parameter, so a run
+// trains the same whether or not it is diagnosed.
+func (tr *Trainer) diagnose() *Diagnostics {
+	if tr.diag == nil {
+		tr.diag = newDiagState(tr)
+	}
+	d, m, b := tr.diag, tr.M, tr.M.B
+	cfg := m.Cfg
+	B, P, N := cfg.Train.Batch, cfg.Train.Pairs, tr.x.Dim(0)
+	tp := d.tp
+	tp.Reset()
+	lg := m.Head(tp, tp.PoolPairs(tr.enc, P, false))                // (B, T, K)
+	pi := m.Execute(tp, tr.x, tp.ArgmaxOneHot(tr.lg), 1, nil, true) // (N, L, V)
+	b.Download(d.lg, lg)
+	b.Download(d.pi, pi)
+	b.DownloadInt(d.y, tr.y)
+	res := InductorStats(d.lg, tr.prog, B, cfg.T, cfg.K)
+	res.HardAcc = HardAccuracy(d.pi, d.y, N, cfg.L, cfg.V)
+	res.GNEnc, res.GNHead, res.GNExe = d.normOf(b, d.enc), d.normOf(b, d.head), d.normOf(b, d.exe)
+	return &res
+}

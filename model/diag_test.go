@@ -6,6 +6,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -108,5 +109,79 @@ func TestHardAccuracy(t *testing.T) {
 	}
 	if got := HardAccuracy(nil, nil, 0, 2, 3); got != 0 {
 		t.Errorf("no rows: %v", got)
+	}
+}
+
+// TestTrainerDiagnose checks the trainer's diagnostics on real batches:
+// a diagnosed run trains bit for bit as an undiagnosed one, the values are
+// in range, the per-part gradient norms make up the global one, and the
+// program index of each specification is the program that made its pairs.
+func TestTrainerDiagnose(t *testing.T) {
+	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig()))} {
+		on := newTestTrainer(t, NewCPU(1), cfg, 50, 3)
+		off := newTestTrainer(t, NewCPU(1), cfg, 50, 3)
+		on.Diagnose = true
+		B, P, L := cfg.Train.Batch, cfg.Train.Pairs, cfg.L
+		hx, hy := make([]int32, B*P*L), make([]int32, B*P*L)
+		for step := 0; step < 3; step++ {
+			a, err := on.TrainStep()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := off.TrainStep()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Diag != nil {
+				t.Fatalf("%s: diagnostics without Diagnose", cfg.Name)
+			}
+			d := a.Diag
+			if d == nil {
+				t.Fatalf("%s: no diagnostics with Diagnose", cfg.Name)
+			}
+			a.Diag = nil
+			if a != b {
+				t.Fatalf("%s step %d: diagnosing changed training:\n%+v\n%+v", cfg.Name, step+1, a, b)
+			}
+			if d.SymTotal < 1 || d.SymTotal > cfg.K || d.NProg < 1 || d.NProg > B ||
+				d.Skip < 0 || d.Skip > 1 || d.Ent < 0 || d.Ent > math.Log(float64(cfg.K))+1e-9 ||
+				d.MI < -1e-9 || d.MI > d.MIMax+1e-9 || d.MIMax > math.Log2(float64(len(on.progs)))+1e-9 ||
+				d.HardAcc < 0 || d.HardAcc > 1 {
+				t.Errorf("%s step %d: out of range: %+v", cfg.Name, step+1, *d)
+			}
+			gn := math.Sqrt(d.GNEnc*d.GNEnc + d.GNHead*d.GNHead + d.GNExe*d.GNExe)
+			if math.Abs(gn-a.GradNorm) > 1e-4*a.GradNorm || d.GNEnc == 0 || d.GNHead == 0 || d.GNExe == 0 {
+				t.Errorf("%s step %d: part norms %v, %v, %v make %v, global %v", cfg.Name, step+1, d.GNEnc, d.GNHead, d.GNExe, gn, a.GradNorm)
+			}
+			on.M.B.DownloadInt(hx, on.x)
+			on.M.B.DownloadInt(hy, on.y)
+			out := make([]int32, L)
+			for s := 0; s < B; s++ {
+				p := on.progs[on.prog[s]]
+				for j := 0; j < P; j++ {
+					r := (s*P + j) * L
+					p.Apply(out, hx[r:r+L])
+					if !slices.Equal(out, hy[r:r+L]) {
+						t.Fatalf("%s step %d: specification %d pair %d is not program %d (%s)", cfg.Name, step+1, s, j, on.prog[s], p)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestTrainStepAllocsAfterDiagnose checks that a diagnosed step leaves the
+// following undiagnosed steps allocation-free.
+func TestTrainStepAllocsAfterDiagnose(t *testing.T) {
+	tr := newTestTrainer(t, NewCPU(1), withFiLM(smallConfig()), 100, 0)
+	for i := 0; i < 3; i++ {
+		tr.Diagnose = i == 1
+		if _, err := tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.Diagnose = false
+	if n := testing.AllocsPerRun(3, func() { _, _ = tr.TrainStep() }); n != 0 {
+		t.Errorf("TrainStep allocates %v times per step after a diagnosed step", n)
 	}
 }

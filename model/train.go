@@ -25,6 +25,8 @@ type StepStats struct {
 	LR       float64 `json:"lr"`     // learning rate of this step (the head's is LR·head_lr_mult)
 	Lambda   float64 `json:"lambda"` // reuse regulariser weight of this step
 	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
+	// Diag holds the step's diagnostics when Trainer.Diagnose was set (diag.go).
+	Diag *Diagnostics `json:"-"`
 }
 
 // Trainer owns one training run: the model, the data stream and the
@@ -37,6 +39,9 @@ type Trainer struct {
 	Steps int    // total steps of the schedule
 	Step  int    // steps done
 	Seed  uint64 // run seed: data stream and noise derive from it
+	// Diagnose makes TrainStep compute Diagnostics of its batch (diag.go);
+	// set it on log steps only: a diagnosed step costs two extra forward passes.
+	Diagnose bool
 
 	pcg     *rand.PCG  // data stream state before the next batch TrainStep consumes
 	rng     *rand.Rand // draws from pcg: inline sampling only
@@ -51,6 +56,9 @@ type Trainer struct {
 	nz      *Tensor  // (B·m, T, K) inductor noise
 	ns      *Tensor  // (T, B·m, L, V) interpreter noise
 	spans   []LRSpan // AdamW spans when train.head_lr_mult is set; nil: one update
+
+	enc, lg *Tensor    // the last Loss's slot encodings (B·m, T, d) and leave-one-out logits (B·m, T, K)
+	diag    *diagState // nil until the first diagnosed step
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -143,6 +151,7 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	e := m.Encode(tp, tr.x, tr.y)                 // (B·m, T, d)
 	eb := tp.PoolPairs(e, cfg.Train.Pairs, true)  // leave-one-out
 	logits := m.Head(tp, eb)                      // (B·m, T, K)
+	tr.enc, tr.lg = e, logits                     // for diagnose
 	z := tp.Softmax(logits, tr.nz, float32(tauE)) // relaxed program
 	var ns *Tensor
 	if cfg.Train.StateNoise {
@@ -226,6 +235,10 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	if math.IsNaN(gn) || math.IsInf(gn, 0) {
 		return StepStats{}, fmt.Errorf("train: step %d: gradient norm is %v", tr.Step+1, gn)
 	}
+	var diag *Diagnostics
+	if tr.Diagnose {
+		diag = tr.diagnose() // the model of this step, before its update
+	}
 	tr.Step++
 	if tr.spans != nil {
 		m.P.StepSpans(tr.spans, sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
@@ -234,7 +247,7 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	}
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
-		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise,
+		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, Diag: diag,
 	}
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,6 +109,40 @@ func TestExperimentSweepLists(t *testing.T) {
 		f.Close()
 		if err := sc.Err(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestTrainMetricsDiagnostics checks that every metrics line of a run
+// carries the inductor diagnostics go_sweep.sh tabulates, and that --diag=false
+// leaves them out.
+func TestTrainMetricsDiagnostics(t *testing.T) {
+	keys := []string{"sym_total", "skip", "ent", "n_prog", "mi", "mi_max", "hard_acc", "gn_enc", "gn_head", "gn_exe"}
+	for _, diag := range []bool{true, false} {
+		dir := t.TempDir()
+		mustRun(t, "train", "--split", "comp-i", "--config", "tiny", "--batch", "4", "--steps", "3", "--log-every", "2",
+			"--out", dir, "--quiet", "--workers", "1", "--diag="+strconv.FormatBool(diag))
+		data, err := os.ReadFile(filepath.Join(dir, metricsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) != 3 { // steps 1, 2 and 3
+			t.Fatalf("diag=%v: %d metrics lines, want 3", diag, len(lines))
+		}
+		for _, ln := range lines {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(ln), &rec); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if _, ok := rec[k]; ok != diag {
+					t.Errorf("diag=%v: key %s present %v in %s", diag, k, ok, ln)
+				}
+			}
+			if diag && rec["mi_max"].(float64) <= 0 {
+				t.Errorf("mi_max = %v: the batches (seed 0) draw several programs, so the program index is not reaching the diagnostics", rec["mi_max"])
+			}
 		}
 	}
 }

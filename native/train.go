@@ -47,6 +47,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	saveEvery := fs.Int("save-every", 0, "override train.save_every")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
+	diag := fs.Bool("diag", true, "inductor diagnostics (sym_total, n_prog, mi, hard_acc, gn_* …) in the metrics of log steps")
 	tf32 := fs.Bool("tf32", false, "TF32 tensor-core matrix products (cuda only; changes training numerics; default float32)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -174,6 +175,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			return nil
 		default:
 		}
+		tr.Diagnose = *diag && logStep(tr.Step+1, cfg.Train.LogEvery, tr.Steps)
 		st, err := tr.TrainStep()
 		if err != nil {
 			return err
@@ -181,7 +183,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if bar != nil {
 			_ = bar.Add(1)
 		}
-		if st.Step%cfg.Train.LogEvery == 0 || st.Step == tr.Steps || st.Step == 1 {
+		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) {
 			now := time.Now()
 			rec := map[string]any{
 				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
@@ -189,6 +191,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 				"lambda": st.Lambda, "noise": st.Noise,
 				"samples_per_s": model.Throughput(samples*(st.Step-lastStep), now.Sub(lastT)),
 				"time_s":        now.Sub(t0).Seconds(),
+			}
+			if st.Diag != nil {
+				st.Diag.AddTo(rec)
 			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {
@@ -216,6 +221,12 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "trained %s on %s for %d steps in %.1fs: weights %s\n", cfg.Name, sp, tr.Step, time.Since(t0).Seconds(), wp)
 	return nil
+}
+
+// logStep reports whether step (1-based) of a run of steps steps writes a
+// metrics line: every logEvery steps, the first and the last.
+func logStep(step, logEvery, steps int) bool {
+	return step%logEvery == 0 || step == steps || step == 1
 }
 
 // loadConfig resolves a preset name or reads a JSON config file.
