@@ -95,7 +95,7 @@ func InductorStats(logits []float32, class []int32, B, T, K int) Diagnostics {
 	}
 	d.NProg = len(pc)
 	hp, hc, hj := entropyBits(pc, B), entropyBits(cc, B), entropyBits(jc, B)
-	d.MI, d.MIMax = hp+hc-hj, hc
+	d.MI, d.MIMax = min(max(hp+hc-hj, 0), hc), hc // clamped against rounding: 0 ≤ MI ≤ H(class)
 	return d
 }
 

@@ -154,6 +154,9 @@ def f(v, w=5):
     if isinstance(v, float): return f"{v:{w}.2f}" if abs(v) >= 10 else f"{v:{w}.3f}"
     return str(v).rjust(w)
 
+def num(v):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
 def rc(v, timed_out):
     return {"124": timed_out, "137": "KILL"}.get(str(v), str(v))
 
@@ -175,11 +178,11 @@ for nm in names:
     stop = [int(m.group(1)) for m in map(re.compile(r"interrupted at step (\d+)").search, lines(f"{d}/train.log")) if m]
     st = stop[-1] if stop else st  # stopped by its time limit: the checkpoint's step
     sps = st / ex["train_s"] if st and ex.get("train_s") else None
-    part = lambda p, k: (lambda v: float(v) if isinstance(v, (int, float)) else None)((ev.get(p) or {}).get(k))
-    mi = f"{f(dg.get('mi'))}/{f(dg.get('mi_max')):<5}"
+    part = lambda p, k: num((ev.get(p) or {}).get(k))
+    mi = f"{f(num(dg.get('mi')))}/{f(num(dg.get('mi_max'))):<5}"
     table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {rc(ex.get('eval_rc', '?'), 'TO'):>5} {f(st, 6)} {f(sps, 6)} "
                  f"{f(sum(nll[-W:]) / len(nll[-W:]) if nll else None, 6)} {f(min(win) if win else None, 6)} "
-                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(dg.get('hard_acc'))} "
+                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} "
                  f"{f(part('id', 'inductor'))} {f(part('id', 'prior'))} {f(part('id', 'gradient'))} "
                  f"{f(part('ood', 'inductor'), 6)} {f(part('ood', 'prior'), 6)} {f(part('ood', 'gradient'), 6)}  "
                  f"{split} {os.path.basename(cfg)} {flags}".rstrip())
