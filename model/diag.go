@@ -96,6 +96,9 @@ func InductorStats(logits []float32, class []int32, B, T, K int) Diagnostics {
 	d.NProg = len(pc)
 	hp, hc, hj := entropyBits(pc, B), entropyBits(cc, B), entropyBits(jc, B)
 	d.MI, d.MIMax = min(max(hp+hc-hj, 0), hc), hc // clamped against rounding: 0 ≤ MI ≤ H(class)
+	if d.MI < 1e-12 {
+		d.MI = 0 // H(prog)+H(class)−H(joint) of an independent pair rounds to ±1 ulp
+	}
 	return d
 }
 
