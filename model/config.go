@@ -69,6 +69,10 @@ type TrainConfig struct {
 	// HeadLRMult multiplies the learning rate of the inductor head f_φ
 	// (the head.* parameters); 0 (unset) means 1.
 	HeadLRMult float64 `json:"head_lr_mult,omitempty"`
+	// EncLRMult multiplies the learning rate of the inductor encoder (the
+	// parameters before the head: embeddings, slots, blocks, final
+	// LayerNorm); 0 (unset) means 1.
+	EncLRMult float64 `json:"enc_lr_mult,omitempty"`
 	LogEvery   int     `json:"log_every"`  // metrics line every N steps
 	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
 }
@@ -210,6 +214,9 @@ func (c Config) Validate() error {
 	frac("train.noise_ramp", t.NoiseRamp)
 	if !(t.HeadLRMult >= 0) || math.IsInf(t.HeadLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.head_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.HeadLRMult))
+	}
+	if !(t.EncLRMult >= 0) || math.IsInf(t.EncLRMult, 0) {
+		errs = append(errs, fmt.Errorf("config: train.enc_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.EncLRMult))
 	}
 	pos("train.log_every", t.LogEvery)
 	pos("train.save_every", t.SaveEvery)

@@ -180,7 +180,7 @@ func newDiagState(tr *Trainer) *diagState {
 	d.tp.NoGrad = true
 	// The head's parameters sit between the encoder's and the interpreter's
 	// in the arena (ParamSpecs), so they split it in three spans.
-	spans, err := m.P.LRSpans("head.", 1)
+	spans, err := m.P.LRSpans("head.", 1, 1)
 	if err != nil || len(spans) != 3 {
 		panic("model: diagnose: the head's parameters do not split the arena in three")
 	}

@@ -96,8 +96,9 @@ type LRSpan struct {
 
 // LRSpans splits the arenas into spans in order: the parameters whose names
 // start with prefix (they must be contiguous in the arena) get mult, the
-// parameters before and after them 1. Empty spans are left out.
-func (p *Params) LRSpans(prefix string, mult float64) ([]LRSpan, error) {
+// parameters before them before, those after them 1. Empty spans are left
+// out.
+func (p *Params) LRSpans(prefix string, before, mult float64) ([]LRSpan, error) {
 	lo, hi, off := -1, -1, 0
 	for _, q := range p.List {
 		n := q.T.Len()
@@ -118,7 +119,7 @@ func (p *Params) LRSpans(prefix string, mult float64) ([]LRSpan, error) {
 	for _, s := range []struct {
 		lo, hi int
 		mult   float64
-	}{{0, lo, 1}, {lo, hi, mult}, {hi, p.N, 1}} {
+	}{{0, lo, before}, {lo, hi, mult}, {hi, p.N, 1}} {
 		if s.hi > s.lo {
 			view := func(t *Tensor) *Tensor { mem, o := t.Mem(); return NewView(mem, o+s.lo, s.hi-s.lo) }
 			spans = append(spans, LRSpan{Mult: s.mult, p: view(p.All), g: view(p.Grad), m: view(p.M), v: view(p.V)})

@@ -5,6 +5,7 @@
 package model
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -55,7 +56,7 @@ type Trainer struct {
 	x, y    *Tensor  // (B·m, L) int inputs, persistent
 	nz      *Tensor  // (B·m, T, K) inductor noise
 	ns      *Tensor  // (T, B·m, L, V) interpreter noise
-	spans   []LRSpan // AdamW spans when train.head_lr_mult is set; nil: one update
+	spans   []LRSpan // AdamW spans when train.head_lr_mult or enc_lr_mult is set; nil: one update
 
 	enc, lg *Tensor    // the last Loss's slot encodings (B·m, T, d) and leave-one-out logits (B·m, T, K)
 	diag    *diagState // nil until the first diagnosed step
@@ -86,10 +87,11 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	for range prefetchDepth {
 		tr.bufs = append(tr.bufs, &hostBatch{x: make([]int32, N*cfg.L), y: make([]int32, N*cfg.L), prog: make([]int32, cfg.Train.Batch)})
 	}
-	if mult := cfg.Train.HeadLRMult; mult != 0 && mult != 1 {
-		spans, err := m.P.LRSpans("head.", mult)
+	one := func(v float64) float64 { return cmp.Or(v, 1) } // 0 (unset) means 1
+	if head, enc := one(cfg.Train.HeadLRMult), one(cfg.Train.EncLRMult); head != 1 || enc != 1 {
+		spans, err := m.P.LRSpans("head.", enc, head)
 		if err != nil {
-			return nil, fmt.Errorf("train: head_lr_mult: %w", err)
+			return nil, fmt.Errorf("train: head_lr_mult/enc_lr_mult: %w", err)
 		}
 		tr.spans = spans
 	}

@@ -5,6 +5,7 @@ package model
 
 import (
 	"bytes"
+	"cmp"
 	"math"
 	"strings"
 	"testing"
@@ -182,8 +183,9 @@ func TestConfigValidate(t *testing.T) {
 	bad.Train.LambdaWarm = 1.5
 	bad.Train.NoiseRamp = math.NaN()
 	bad.Train.HeadLRMult = -2
+	bad.Train.EncLRMult = math.Inf(1)
 	err = bad.Validate()
-	for _, want := range []string{"heads = 3", "train.lr", `exec = "res"`, "train.warmup", "train.lambda_warm", "train.noise_ramp", "train.head_lr_mult"} {
+	for _, want := range []string{"heads = 3", "train.lr", `exec = "res"`, "train.warmup", "train.lambda_warm", "train.noise_ramp", "train.head_lr_mult", "train.enc_lr_mult"} {
 		if !bytes.Contains([]byte(err.Error()), []byte(want)) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -226,13 +228,12 @@ func TestScheduleRecipe(t *testing.T) {
 }
 
 // TestHeadLRMult: on the first AdamW step every update is ±lr (m̂/√v̂ =
-// sign g), so with head_lr_mult the head's parameters move mult times as
-// far as without it, and every other parameter moves exactly as far.
+// sign g), so with head_lr_mult (enc_lr_mult) the head's (the encoder's)
+// parameters move mult times as far as without it, and every interpreter
+// parameter moves exactly as far.
 func TestHeadLRMult(t *testing.T) {
-	const mult = 0.25
+	const headMult, encMult = 0.25, 2.0
 	base := smallConfig()
-	withMult := base
-	withMult.Train.HeadLRMult = mult
 	moved := func(cfg Config) (before, after []NamedTensor) {
 		tr := newTestTrainer(t, NewCPU(1), cfg, 10, 4)
 		before = tr.M.P.Export(false)
@@ -242,15 +243,28 @@ func TestHeadLRMult(t *testing.T) {
 		return before, tr.M.P.Export(false)
 	}
 	b0, b1 := moved(base)
-	m0, m1 := moved(withMult)
-	for i := range b0 {
-		head := strings.HasPrefix(b0[i].Name, "head.")
-		for j := range b0[i].Data {
-			db := float64(b1[i].Data[j]) - float64(b0[i].Data[j])
-			dm := float64(m1[i].Data[j]) - float64(m0[i].Data[j])
-			if head && !closeTo(dm, mult*db, 1e-7, 1e-2) || !head && dm != db {
-				t.Fatalf("%s[%d]: moved %g with head_lr_mult %g, %g without", b0[i].Name, j, dm, mult, db)
+	for _, tc := range []struct{ head, enc float64 }{{headMult, 0}, {0, encMult}, {headMult, encMult}} {
+		cfg := base
+		cfg.Train.HeadLRMult, cfg.Train.EncLRMult = tc.head, tc.enc
+		m0, m1 := moved(cfg)
+		part := 0 // 0 encoder, 1 head, 2 interpreter: ParamSpecs order
+		for i := range b0 {
+			if strings.HasPrefix(b0[i].Name, "head.") {
+				part = 1
+			} else if part == 1 {
+				part = 2
 			}
+			want := []float64{cmp.Or(tc.enc, 1), cmp.Or(tc.head, 1), 1}[part]
+			for j := range b0[i].Data {
+				db := float64(b1[i].Data[j]) - float64(b0[i].Data[j])
+				dm := float64(m1[i].Data[j]) - float64(m0[i].Data[j])
+				if want != 1 && !closeTo(dm, want*db, 1e-7, 1e-2) || want == 1 && dm != db {
+					t.Fatalf("head %g enc %g: %s[%d]: moved %g, %g without (want ×%g)", tc.head, tc.enc, b0[i].Name, j, dm, db, want)
+				}
+			}
+		}
+		if part != 2 {
+			t.Fatal("ParamSpecs order changed: no interpreter parameters after the head")
 		}
 	}
 }
