@@ -226,8 +226,26 @@ func TestIndexError(t *testing.T) {
 // identical batches and noise (same seed), and compares the losses.
 func TestTrainParity(t *testing.T) {
 	b := backend(t)
+	// film-recipe: the recipe options of docs/experiments/go/default-film-k16.json
+	// (FiLM executor, warm-ups, noise ramp, learning-rate multipliers), so that
+	// the op Mul and the AdamW spans are checked end to end as well.
+	film := model.Default()
+	film.Name, film.Exec, film.K = "film-recipe", "film", 16
+	film.Train.LR, film.Train.TauE0, film.Train.Warmup = 1e-3, 2, 5
+	film.Train.LambdaWarm, film.Train.NoiseRamp = 0.5, 0.5
+	film.Train.HeadLRMult, film.Train.EncLRMult = 0.2, 2
+	for _, tc := range []struct {
+		name string
+		cfg  model.Config
+	}{{"default", model.Default()}, {"film-recipe", film}} {
+		t.Run(tc.name, func(t *testing.T) { trainParity(t, b, tc.cfg) })
+	}
+}
+
+// trainParity runs 20 training steps of cfg on the CPU and on b from the
+// same weights, batches and noise and compares them step by step.
+func trainParity(t *testing.T, b model.Backend, cfg model.Config) {
 	const steps, seed = 20, 7
-	cfg := model.Default()
 	run := func(be model.Backend) ([]model.StepStats, []model.NamedTensor) {
 		m, err := model.NewModel(be, cfg)
 		if err != nil {
@@ -273,7 +291,7 @@ func TestTrainParity(t *testing.T) {
 			maxAbs = max(maxAbs, math.Abs(float64(w)))
 		}
 	}
-	t.Logf("20 steps, default config:\n%s", strings.Join(lines, "\n"))
+	t.Logf("20 steps, config %s:\n%s", cfg.Name, strings.Join(lines, "\n"))
 	t.Logf("max relative difference over %d steps: loss %.2e, nll %.2e, reg %.2e, grad_norm %.2e; parameters after: max |Δ| %.2e (max |p| %.2f)",
 		steps, maxLoss, maxNLL, maxReg, maxGN, maxP, maxAbs)
 }
