@@ -32,6 +32,7 @@ commands:
   solve   answer every task of a file       (native solve -h)
   language what each learned symbol does       (native language -h)
   bench   training and search speed, per-op times (native bench -h)
+  curve   accuracy against search starts × steps  (native curve -h)
   convert PyTorch-reference bundle → .nliw.sz (native convert -h)
 `
 
@@ -71,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdLanguage(args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case "curve":
+		err = cmdCurve(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
