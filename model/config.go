@@ -73,8 +73,8 @@ type TrainConfig struct {
 	// parameters before the head: embeddings, slots, blocks, final
 	// LayerNorm); 0 (unset) means 1.
 	EncLRMult float64 `json:"enc_lr_mult,omitempty"`
-	LogEvery   int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
+	LogEvery  int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
