@@ -97,8 +97,22 @@ func TestExperimentSweepLists(t *testing.T) {
 			} else if _, err := os.Stat(filepath.Join("..", cfg)); err == nil {
 				cfg = filepath.Join("..", cfg)
 			}
-			if _, err := loadConfig(cfg); err != nil {
+			c, err := loadConfig(cfg)
+			if err != nil {
 				t.Errorf("%s: %v", where, err)
+			}
+			var sets []string // --set k=v and --set=k=v overrides must apply to the config
+			for i, x := range fl[5:] {
+				if v, ok := strings.CutPrefix(x, "--set="); ok {
+					sets = append(sets, v)
+				} else if x == "--set" && 5+i+1 < len(fl) {
+					sets = append(sets, fl[5+i+1])
+				}
+			}
+			if err == nil {
+				if _, err := applySets(c, sets); err != nil {
+					t.Errorf("%s: %v", where, err)
+				}
 			}
 			for _, x := range fl[5:] {
 				if strings.HasPrefix(x, "--") && slices.Contains([]string{"--split", "--steps", "--seed", "--out", "--config", "--device", "--resume"}, strings.SplitN(x, "=", 2)[0]) {

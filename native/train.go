@@ -49,6 +49,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
 	diag := fs.Bool("diag", true, "inductor diagnostics (sym_total, n_prog, mi, hard_acc, gn_* …) in the metrics of log steps")
 	tf32 := fs.Bool("tf32", false, "TF32 tensor-core matrix products (cuda only; changes training numerics; default float32)")
+	var sets setFlags
+	fs.Var(&sets, "set", "override one config field, key=value with the config's JSON names (repeatable): --set train.head_lr_mult=0.2 --set exec=film")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +73,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 
 	var tr *model.Trainer
 	if *resume {
+		if len(sets) > 0 {
+			return errors.New("--set with --resume: a resumed run keeps the config of its checkpoint")
+		}
 		wf, err := model.ReadWeightsFile(ckPath)
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)
@@ -93,6 +98,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		}
 		cfg, err := loadConfig(*cfgName)
 		if err != nil {
+			return err
+		}
+		if cfg, err = applySets(cfg, sets); err != nil {
 			return err
 		}
 		fs.Visit(func(f *flag.Flag) {

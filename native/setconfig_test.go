@@ -1,0 +1,67 @@
+// Tests of --set config overrides: values of every JSON kind, nested keys,
+// and errors that name the key.
+
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nli-go/nli/model"
+)
+
+func TestApplySets(t *testing.T) {
+	cfg, err := applySets(model.Tiny(), []string{"exec=film", "K=12", "train.head_lr_mult=0.2", "train.state_noise=false", `name="tiny-x"`, "search.starts=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Exec != "film" || cfg.K != 12 || cfg.Train.HeadLRMult != 0.2 || cfg.Train.StateNoise || cfg.Name != "tiny-x" || cfg.Search.Starts != 3 {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if want := model.Tiny(); cfg.Train.LR != want.Train.LR || cfg.D != want.D {
+		t.Fatalf("fields not named changed: lr %g d %d", cfg.Train.LR, cfg.D)
+	}
+	if same, err := applySets(model.Tiny(), nil); err != nil || same != model.Tiny() {
+		t.Fatalf("no sets: %+v, %v", same, err)
+	}
+	for _, tc := range []struct{ set, want string }{
+		{"train.head_lr=0.2", `unknown field "head_lr"`},
+		{"trian.lr=1", `"trian" is not a section`},
+		{"K=1.5", "cannot unmarshal number 1.5"},
+		{"exec=res", `exec = "res"`},
+		{"train.lr=-1", "train.lr"},
+		{"K.x=1", `"K" is not a section`},
+	} {
+		_, err := applySets(model.Tiny(), []string{tc.set})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--set %s: error %v, want one mentioning %s", tc.set, err, tc.want)
+		}
+	}
+	var sf setFlags
+	for _, bad := range []string{"lr", "=3", " =1"} {
+		if err := sf.Set(bad); err == nil {
+			t.Errorf("--set %q accepted", bad)
+		}
+	}
+}
+
+func TestTrainSetFlag(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb strings.Builder
+	args := []string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--quiet", "--set", "exec=film", "--set", "train.warmup=3"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("train --set: exit %d (%s)", code, errb.String())
+	}
+	cfg, err := loadConfig(dir + "/" + configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Exec != "film" || cfg.Train.Warmup != 3 {
+		t.Fatalf("config.json does not carry the overrides: exec %q warmup %d", cfg.Exec, cfg.Train.Warmup)
+	}
+	errb.Reset()
+	code := run([]string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--resume", "--set", "K=8"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "--set with --resume") {
+		t.Fatalf("--set with --resume: exit %d, %q", code, errb.String())
+	}
+}
