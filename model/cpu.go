@@ -87,15 +87,6 @@ func i32(t *Tensor, n int, msg string) []int32 {
 	return t.I32()[:n]
 }
 
-// dims panics when any dimension is negative.
-func dims(msg string, ds ...int) {
-	for _, d := range ds {
-		if d < 0 {
-			panic(msg)
-		}
-	}
-}
-
 // scratch64 returns a zeroed float64 scratch slice of length n, reusing c.f64.
 func (c *CPU) scratch64(n int) []float64 {
 	if cap(c.f64) < n {
@@ -111,13 +102,13 @@ func (c *CPU) scratch64(n int) []float64 {
 
 // Alloc returns zeroed memory for n float32 elements.
 func (c *CPU) Alloc(n int) *Memory {
-	dims("model: Alloc: negative size", n)
+	CheckDims("model: Alloc: negative size", n)
 	return &Memory{F32: make([]float32, n), Len: n}
 }
 
 // AllocInt returns zeroed memory for n int32 elements.
 func (c *CPU) AllocInt(n int) *Memory {
-	dims("model: AllocInt: negative size", n)
+	CheckDims("model: AllocInt: negative size", n)
 	return &Memory{I32: make([]int32, n), Len: n, Int: true}
 }
 
@@ -245,7 +236,7 @@ func (c *CPU) MulBackward(da, db, dout, a, b *Tensor) {
 // AddRows: out[n,c] = inp[n,c] + row[c]. out, inp (N,C), row (C); out may
 // alias inp.
 func (c *CPU) AddRows(out, inp, row *Tensor, N, C int) {
-	dims("model: AddRows: negative dimension", N, C)
+	CheckDims("model: AddRows: negative dimension", N, C)
 	os := f32(out, N*C, "model: AddRows: out shorter than N·C")
 	is := f32(inp, N*C, "model: AddRows: inp shorter than N·C")
 	rs := f32(row, C, "model: AddRows: row shorter than C")
@@ -259,7 +250,7 @@ func (c *CPU) AddRows(out, inp, row *Tensor, N, C int) {
 
 // SumRows: drow[c] += Σ_n dout[n,c], summed in float64. drow (C), dout (N,C).
 func (c *CPU) SumRows(drow, dout *Tensor, N, C int) {
-	dims("model: SumRows: negative dimension", N, C)
+	CheckDims("model: SumRows: negative dimension", N, C)
 	dr := f32(drow, C, "model: SumRows: drow shorter than C")
 	do := f32(dout, N*C, "model: SumRows: dout shorter than N·C")
 	acc := c.scratch64(C)
@@ -279,7 +270,7 @@ func (c *CPU) SumRows(drow, dout *Tensor, N, C int) {
 // PairEmbed builds the inductor's tokens. out (N,2L+T,C), x,y (N,L) int,
 // val (V,C), pos (L,C), chn (3,C), slot (T,C).
 func (c *CPU) PairEmbed(out, x, y, val, pos, chn, slot *Tensor, N, L, T, C int) {
-	dims("model: PairEmbed: negative dimension", N, L, T, C)
+	CheckDims("model: PairEmbed: negative dimension", N, L, T, C)
 	S := 2*L + T
 	os := f32(out, N*S*C, "model: PairEmbed: out shorter than N·(2L+T)·C")
 	xs := i32(x, N*L, "model: PairEmbed: x shorter than N·L")
@@ -328,7 +319,7 @@ func checkTokens(idx []int32, V int, msg string) {
 // PairEmbedBackward accumulates into dval (V,C), dpos (L,C), dchn (3,C),
 // dslot (T,C) from dout (N,2L+T,C); sums run in float64.
 func (c *CPU) PairEmbedBackward(dval, dpos, dchn, dslot, dout, x, y *Tensor, N, L, T, C int) {
-	dims("model: PairEmbedBackward: negative dimension", N, L, T, C)
+	CheckDims("model: PairEmbedBackward: negative dimension", N, L, T, C)
 	S := 2*L + T
 	do := f32(dout, N*S*C, "model: PairEmbedBackward: dout shorter than N·(2L+T)·C")
 	xs := i32(x, N*L, "model: PairEmbedBackward: x shorter than N·L")
@@ -501,7 +492,7 @@ func (k *layerNormColsJob) run(_, lo, hi int) {
 // LayerNorm: out = (inp−mean)·rstd·w + b over C, eps 1e-5; saves mean, rstd.
 // out, inp (N,C); w, b (C); mean, rstd (N).
 func (c *CPU) LayerNorm(out, mean, rstd, inp, w, b *Tensor, N, C int) {
-	dims("model: LayerNorm: negative dimension", N, C)
+	CheckDims("model: LayerNorm: negative dimension", N, C)
 	j := &c.ln
 	j.out = f32(out, N*C, "model: LayerNorm: out shorter than N·C")
 	j.mean = f32(mean, N, "model: LayerNorm: mean shorter than N")
@@ -516,7 +507,7 @@ func (c *CPU) LayerNorm(out, mean, rstd, inp, w, b *Tensor, N, C int) {
 
 // LayerNormBackward accumulates into dinp (N,C), dw, db (C).
 func (c *CPU) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd *Tensor, N, C int) {
-	dims("model: LayerNormBackward: negative dimension", N, C)
+	CheckDims("model: LayerNormBackward: negative dimension", N, C)
 	j := &c.ln
 	j.dinp = grad32(dinp, N*C, "model: LayerNormBackward: dinp shorter than N·C")
 	j.dw = grad32(dw, C, "model: LayerNormBackward: dw shorter than C")
@@ -655,18 +646,10 @@ func (j *attnJob) backwardHead(bh int) {
 	}
 }
 
-// attnDims checks the attention dimensions and returns the needed lengths.
-func attnDims(op string, B, S, C, NH int) (nqkv, natt, nout int) {
-	if B < 0 || S < 0 || C < 0 || NH <= 0 || C%NH != 0 {
-		panic(op)
-	}
-	return B * S * 3 * C, B * NH * S * S, B * S * C
-}
-
 // Attention: unmasked multi-head self-attention. out (B,S,C), att (B,NH,S,S)
 // saved softmax, qkv (B,S,3C).
 func (c *CPU) Attention(out, att, qkv *Tensor, B, S, C, NH int) {
-	nqkv, natt, nout := attnDims("model: Attention: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	nqkv, natt, nout := AttentionDims("model: Attention: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
 	j := &c.attn
 	j.out = f32(out, nout, "model: Attention: out shorter than B·S·C")
 	j.att = f32(att, natt, "model: Attention: att shorter than B·NH·S·S")
@@ -679,7 +662,7 @@ func (c *CPU) Attention(out, att, qkv *Tensor, B, S, C, NH int) {
 // AttentionBackward accumulates into dqkv (B,S,3C); scratch (B,NH,S,S) is
 // overwritten.
 func (c *CPU) AttentionBackward(dqkv, scratch, dout, qkv, att *Tensor, B, S, C, NH int) {
-	nqkv, natt, nout := attnDims("model: AttentionBackward: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	nqkv, natt, nout := AttentionDims("model: AttentionBackward: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
 	j := &c.attn
 	j.dqkv = f32(dqkv, nqkv, "model: AttentionBackward: dqkv shorter than B·S·3C")
 	j.scratch = f32(scratch, natt, "model: AttentionBackward: scratch shorter than B·NH·S·S")
@@ -748,7 +731,7 @@ func (c *CPU) GELUBackward(dinp, dout, inp *Tensor) {
 
 // SliceRows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 func (c *CPU) SliceRows(out, inp *Tensor, N, S, start, R, C int) {
-	dims("model: SliceRows: negative dimension", N, S, start, R, C)
+	CheckDims("model: SliceRows: negative dimension", N, S, start, R, C)
 	if start+R > S {
 		panic("model: SliceRows: start+R beyond S")
 	}
@@ -761,7 +744,7 @@ func (c *CPU) SliceRows(out, inp *Tensor, N, S, start, R, C int) {
 
 // SliceRowsBackward: dinp[n,start+r,:] += dout[n,r,:].
 func (c *CPU) SliceRowsBackward(dinp, dout *Tensor, N, S, start, R, C int) {
-	dims("model: SliceRowsBackward: negative dimension", N, S, start, R, C)
+	CheckDims("model: SliceRowsBackward: negative dimension", N, S, start, R, C)
 	if start+R > S {
 		panic("model: SliceRowsBackward: start+R beyond S")
 	}
@@ -775,26 +758,11 @@ func (c *CPU) SliceRowsBackward(dinp, dout *Tensor, N, S, start, R, C int) {
 	}
 }
 
-// poolDims checks PoolPairs' dimensions and returns the output length.
-func poolDims(B, m, C int, loo bool) int {
-	dims("model: PoolPairs: negative dimension", B, m, C)
-	if loo {
-		if m < 2 {
-			panic("model: PoolPairs: leave-one-out needs m >= 2")
-		}
-		return B * m * C
-	}
-	if m < 1 {
-		panic("model: PoolPairs: mean needs m >= 1")
-	}
-	return B * C
-}
-
 // PoolPairs pools the m pair encodings of each of B specifications, in
 // float64: loo: out[b,i,:] = (Σ_j inp[b,j,:] − inp[b,i,:])/(m−1), out (B,m,C);
 // mean: out[b,:] = Σ_j inp[b,j,:]/m, out (B,C). inp (B,m,C).
 func (c *CPU) PoolPairs(out, inp *Tensor, B, m, C int, loo bool) {
-	nout := poolDims(B, m, C, loo)
+	nout := PoolPairsDims(B, m, C, loo)
 	os := f32(out, nout, "model: PoolPairs: out too short")
 	is := f32(inp, B*m*C, "model: PoolPairs: inp shorter than B·m·C")
 	for b := range B {
@@ -819,7 +787,7 @@ func (c *CPU) PoolPairs(out, inp *Tensor, B, m, C int, loo bool) {
 // dinp[b,j,:] += (Σ_i dout[b,i,:] − dout[b,j,:])/(m−1); mean:
 // dinp[b,j,:] += dout[b,:]/m.
 func (c *CPU) PoolPairsBackward(dinp, dout *Tensor, B, m, C int, loo bool) {
-	nout := poolDims(B, m, C, loo)
+	nout := PoolPairsDims(B, m, C, loo)
 	di := f32(dinp, B*m*C, "model: PoolPairsBackward: dinp shorter than B·m·C")
 	do := f32(dout, nout, "model: PoolPairsBackward: dout too short")
 	for b := range B {
@@ -846,7 +814,7 @@ func (c *CPU) PoolPairsBackward(dinp, dout *Tensor, B, m, C int, loo bool) {
 
 // RepeatRows: out[r,j,:] = inp[r,:] for j < m. out (R,m,C), inp (R,C).
 func (c *CPU) RepeatRows(out, inp *Tensor, R, m, C int) {
-	dims("model: RepeatRows: negative dimension", R, m, C)
+	CheckDims("model: RepeatRows: negative dimension", R, m, C)
 	os := f32(out, R*m*C, "model: RepeatRows: out shorter than R·m·C")
 	is := f32(inp, R*C, "model: RepeatRows: inp shorter than R·C")
 	for r := range R {
@@ -858,7 +826,7 @@ func (c *CPU) RepeatRows(out, inp *Tensor, R, m, C int) {
 
 // RepeatRowsBackward: dinp[r,:] += Σ_j dout[r,j,:], summed in float64.
 func (c *CPU) RepeatRowsBackward(dinp, dout *Tensor, R, m, C int) {
-	dims("model: RepeatRowsBackward: negative dimension", R, m, C)
+	CheckDims("model: RepeatRowsBackward: negative dimension", R, m, C)
 	di := f32(dinp, R*C, "model: RepeatRowsBackward: dinp shorter than R·C")
 	do := f32(dout, R*m*C, "model: RepeatRowsBackward: dout shorter than R·m·C")
 	for r := range R {
@@ -875,7 +843,7 @@ func (c *CPU) RepeatRowsBackward(dinp, dout *Tensor, R, m, C int) {
 
 // Transpose01: out[b,a,:] = inp[a,b,:] (acc: +=). out (B,A,C), inp (A,B,C).
 func (c *CPU) Transpose01(out, inp *Tensor, A, B, C int, acc bool) {
-	dims("model: Transpose01: negative dimension", A, B, C)
+	CheckDims("model: Transpose01: negative dimension", A, B, C)
 	os := f32(out, A*B*C, "model: Transpose01: out shorter than A·B·C")
 	is := f32(inp, A*B*C, "model: Transpose01: inp shorter than A·B·C")
 	for a := range A {
@@ -956,7 +924,7 @@ func (j *softmaxJob) run(_, lo, hi int) {
 // Softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, with
 // the row maximum subtracted. noise may be nil. out, logits, noise (N,K).
 func (c *CPU) Softmax(out, logits, noise *Tensor, tau float32, N, K int) {
-	dims("model: Softmax: negative dimension", N, K)
+	CheckDims("model: Softmax: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: Softmax: tau must be positive")
 	}
@@ -973,7 +941,7 @@ func (c *CPU) Softmax(out, logits, noise *Tensor, tau float32, N, K int) {
 
 // SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
 func (c *CPU) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int) {
-	dims("model: SoftmaxBackward: negative dimension", N, K)
+	CheckDims("model: SoftmaxBackward: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: SoftmaxBackward: tau must be positive")
 	}
@@ -988,7 +956,7 @@ func (c *CPU) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int)
 
 // OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int.
 func (c *CPU) OneHot(out, idx *Tensor, N, K int) {
-	dims("model: OneHot: negative dimension", N, K)
+	CheckDims("model: OneHot: negative dimension", N, K)
 	os := f32(out, N*K, "model: OneHot: out shorter than N·K")
 	is := i32(idx, N, "model: OneHot: idx shorter than N")
 	checkTokens(is, K, "model: OneHot: index out of range")
@@ -1011,7 +979,7 @@ func argmax(x []float32) int {
 
 // ArgmaxOneHot: out[n,:] = onehot(argmax_k logits[n,k]), first max wins.
 func (c *CPU) ArgmaxOneHot(out, logits *Tensor, N, K int) {
-	dims("model: ArgmaxOneHot: negative dimension", N, K)
+	CheckDims("model: ArgmaxOneHot: negative dimension", N, K)
 	os := f32(out, N*K, "model: ArgmaxOneHot: out shorter than N·K")
 	ls := f32(logits, N*K, "model: ArgmaxOneHot: logits shorter than N·K")
 	if K == 0 {
@@ -1029,7 +997,7 @@ func (c *CPU) ArgmaxOneHot(out, logits *Tensor, N, K int) {
 // SkipMix: g = z[n,skip], out[n,:] = g·prev[n,:] + (1−g)·hat[n,:].
 // out, prev, hat (N,D); z (N,K).
 func (c *CPU) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
-	dims("model: SkipMix: negative dimension", N, D, K)
+	CheckDims("model: SkipMix: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMix: skip outside [0, K)")
 	}
@@ -1049,7 +1017,7 @@ func (c *CPU) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
 // dz[n,skip] += Σ_d dout·(prev − hat) (summed in float64).
 func (c *CPU) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int) {
-	dims("model: SkipMixBackward: negative dimension", N, D, K)
+	CheckDims("model: SkipMixBackward: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMixBackward: skip outside [0, K)")
 	}
@@ -1092,7 +1060,7 @@ const probFloor = 1e-8 // probabilities are clamped here before a log
 // NLL: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)), in float64.
 // p (N,V), y (N) int, out (1).
 func (c *CPU) NLL(out, p, y *Tensor, N, V int, scale float32) {
-	dims("model: NLL: negative dimension", N, V)
+	CheckDims("model: NLL: negative dimension", N, V)
 	os := f32(out, 1, "model: NLL: out is empty")
 	ps := f32(p, N*V, "model: NLL: p shorter than N·V")
 	ys := i32(y, N, "model: NLL: y shorter than N")
@@ -1106,7 +1074,7 @@ func (c *CPU) NLL(out, p, y *Tensor, N, V int, scale float32) {
 
 // NLLBackward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.
 func (c *CPU) NLLBackward(dp, dout, p, y *Tensor, N, V int, scale float32) {
-	dims("model: NLLBackward: negative dimension", N, V)
+	CheckDims("model: NLLBackward: negative dimension", N, V)
 	dps := f32(dp, N*V, "model: NLLBackward: dp shorter than N·V")
 	do := f32(dout, 1, "model: NLLBackward: dout is empty")
 	ps := f32(p, N*V, "model: NLLBackward: p shorter than N·V")
@@ -1125,7 +1093,7 @@ func (c *CPU) NLLBackward(dp, dout, p, y *Tensor, N, V int, scale float32) {
 // argmax_v p[r,l,:] == y[r,l] at every l (first max wins), else 0.
 // p (R,L,V), y (R,L) int, loglik, exact (R).
 func (c *CPU) SeqScore(loglik, exact, p, y *Tensor, R, L, V int) {
-	dims("model: SeqScore: negative dimension", R, L, V)
+	CheckDims("model: SeqScore: negative dimension", R, L, V)
 	ll := f32(loglik, R, "model: SeqScore: loglik shorter than R")
 	ex := f32(exact, R, "model: SeqScore: exact shorter than R")
 	ps := f32(p, R*L*V, "model: SeqScore: p shorter than R·L·V")
@@ -1162,7 +1130,7 @@ func (c *CPU) reuseSums(qs []float32, N, D int) []float64 {
 // ReuseReg: out[0] = Σ_d [1 − exp(Σ_n log1p(−min(q[n,d], 1−1e-6)))], in
 // float64. q (N,D), out (1).
 func (c *CPU) ReuseReg(out, q *Tensor, N, D int) {
-	dims("model: ReuseReg: negative dimension", N, D)
+	CheckDims("model: ReuseReg: negative dimension", N, D)
 	os := f32(out, 1, "model: ReuseReg: out is empty")
 	qs := f32(q, N*D, "model: ReuseReg: q shorter than N·D")
 	var s float64
@@ -1174,7 +1142,7 @@ func (c *CPU) ReuseReg(out, q *Tensor, N, D int) {
 
 // ReuseRegBackward: dq[n,d] += dout[0]·exp(S_d)/(1−q[n,d]) where q < 1−1e-6.
 func (c *CPU) ReuseRegBackward(dq, dout, q *Tensor, N, D int) {
-	dims("model: ReuseRegBackward: negative dimension", N, D)
+	CheckDims("model: ReuseRegBackward: negative dimension", N, D)
 	dqs := f32(dq, N*D, "model: ReuseRegBackward: dq shorter than N·D")
 	do := f32(dout, 1, "model: ReuseRegBackward: dout is empty")
 	qs := f32(q, N*D, "model: ReuseRegBackward: q shorter than N·D")

@@ -33,15 +33,6 @@ func needGrad(t *model.Tensor, n int, msg string) {
 	}
 }
 
-// dims panics when any dimension is negative.
-func dims(msg string, ds ...int) {
-	for _, d := range ds {
-		if d < 0 {
-			panic(msg)
-		}
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Elementwise and row ops.
 
@@ -161,7 +152,7 @@ func (b *Backend) MulBackward(da, db, dout, x, y *model.Tensor) {
 // AddRows: out[n,c] = inp[n,c] + row[c]. out, inp (N,C), row (C); out may
 // alias inp.
 func (b *Backend) AddRows(out, inp, row *model.Tensor, N, C int) {
-	dims("model: AddRows: negative dimension", N, C)
+	model.CheckDims("model: AddRows: negative dimension", N, C)
 	need(out, N*C, "model: AddRows: out shorter than N·C")
 	need(inp, N*C, "model: AddRows: inp shorter than N·C")
 	need(row, C, "model: AddRows: row shorter than C")
@@ -174,7 +165,7 @@ func (b *Backend) AddRows(out, inp, row *model.Tensor, N, C int) {
 
 // SumRows: drow[c] += Σ_n dout[n,c], summed in float64. drow (C), dout (N,C).
 func (b *Backend) SumRows(drow, dout *model.Tensor, N, C int) {
-	dims("model: SumRows: negative dimension", N, C)
+	model.CheckDims("model: SumRows: negative dimension", N, C)
 	need(drow, C, "model: SumRows: drow shorter than C")
 	need(dout, N*C, "model: SumRows: dout shorter than N·C")
 	if N == 0 || C == 0 || !b.begin() {
@@ -234,7 +225,7 @@ func (b *Backend) Gemm(c, a, bm *model.Tensor, transA, transB bool, M, N, K int,
 // PairEmbed builds the inductor's tokens. out (N,2L+T,C), x,y (N,L) int,
 // val (V,C), pos (L,C), chn (3,C), slot (T,C).
 func (b *Backend) PairEmbed(out, x, y, val, pos, chn, slot *model.Tensor, N, L, T, C int) {
-	dims("model: PairEmbed: negative dimension", N, L, T, C)
+	model.CheckDims("model: PairEmbed: negative dimension", N, L, T, C)
 	S := 2*L + T
 	need(out, N*S*C, "model: PairEmbed: out shorter than N·(2L+T)·C")
 	need(x, N*L, "model: PairEmbed: x shorter than N·L")
@@ -255,7 +246,7 @@ func (b *Backend) PairEmbed(out, x, y, val, pos, chn, slot *model.Tensor, N, L, 
 // PairEmbedBackward accumulates into dval (V,C), dpos (L,C), dchn (3,C),
 // dslot (T,C) from dout (N,2L+T,C); sums in float64.
 func (b *Backend) PairEmbedBackward(dval, dpos, dchn, dslot, dout, x, y *model.Tensor, N, L, T, C int) {
-	dims("model: PairEmbedBackward: negative dimension", N, L, T, C)
+	model.CheckDims("model: PairEmbedBackward: negative dimension", N, L, T, C)
 	S := 2*L + T
 	need(dout, N*S*C, "model: PairEmbedBackward: dout shorter than N·(2L+T)·C")
 	need(x, N*L, "model: PairEmbedBackward: x shorter than N·L")
@@ -290,7 +281,7 @@ func (b *Backend) PairEmbedBackward(dval, dpos, dchn, dslot, dout, x, y *model.T
 // LayerNorm: out = (inp−mean)·rstd·w + b over C, eps 1e-5; saves mean, rstd.
 // out, inp (N,C); w, b (C); mean, rstd (N).
 func (b *Backend) LayerNorm(out, mean, rstd, inp, w, bias *model.Tensor, N, C int) {
-	dims("model: LayerNorm: negative dimension", N, C)
+	model.CheckDims("model: LayerNorm: negative dimension", N, C)
 	need(out, N*C, "model: LayerNorm: out shorter than N·C")
 	need(mean, N, "model: LayerNorm: mean shorter than N")
 	need(rstd, N, "model: LayerNorm: rstd shorter than N")
@@ -306,7 +297,7 @@ func (b *Backend) LayerNorm(out, mean, rstd, inp, w, bias *model.Tensor, N, C in
 
 // LayerNormBackward accumulates into dinp (N,C), dw, db (C).
 func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd *model.Tensor, N, C int) {
-	dims("model: LayerNormBackward: negative dimension", N, C)
+	model.CheckDims("model: LayerNormBackward: negative dimension", N, C)
 	needGrad(dinp, N*C, "model: LayerNormBackward: dinp shorter than N·C")
 	needGrad(dw, C, "model: LayerNormBackward: dw shorter than C")
 	needGrad(db, C, "model: LayerNormBackward: db shorter than C")
@@ -336,20 +327,12 @@ func (b *Backend) LayerNormBackward(dinp, dw, db, dout, inp, w, mean, rstd *mode
 // ---------------------------------------------------------------------------
 // Attention.
 
-// attnDims checks the attention dimensions and returns the needed lengths.
-func attnDims(msg string, B, S, C, NH int) (nqkv, natt, nout int) {
-	if B < 0 || S < 0 || C < 0 || NH <= 0 || C%NH != 0 {
-		panic(msg)
-	}
-	return B * S * 3 * C, B * NH * S * S, B * S * C
-}
-
 // Attention: unmasked multi-head self-attention. out (B,S,C), att
 // (B,NH,S,S) saved softmax, qkv (B,S,3C). Per head, batched over B:
 // att = softmax(q·kᵀ/sqrt(hs)) (cuBLAS, then the softmax kernel in place),
 // out = att·v (cuBLAS).
 func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
-	nqkv, natt, nout := attnDims("model: Attention: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	nqkv, natt, nout := model.AttentionDims("model: Attention: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
 	need(out, nout, "model: Attention: out shorter than B·S·C")
 	need(att, natt, "model: Attention: att shorter than B·NH·S·S")
 	need(qkv, nqkv, "model: Attention: qkv shorter than B·S·3C")
@@ -381,7 +364,7 @@ func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
 // dv += attᵀ·dout; then dpre = att⊙(datt − Σ att·datt) in place;
 // dq += scale·dpre·k, dk += scale·dpreᵀ·q.
 func (b *Backend) AttentionBackward(dqkv, scratch, dout, qkv, att *model.Tensor, B, S, C, NH int) {
-	nqkv, natt, nout := attnDims("model: AttentionBackward: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
+	nqkv, natt, nout := model.AttentionDims("model: AttentionBackward: bad dimensions (need NH > 0 dividing C)", B, S, C, NH)
 	need(dqkv, nqkv, "model: AttentionBackward: dqkv shorter than B·S·3C")
 	need(scratch, natt, "model: AttentionBackward: scratch shorter than B·NH·S·S")
 	need(dout, nout, "model: AttentionBackward: dout shorter than B·S·C")
@@ -453,7 +436,7 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
 
 // SliceRows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 func (b *Backend) SliceRows(out, inp *model.Tensor, N, S, start, R, C int) {
-	dims("model: SliceRows: negative dimension", N, S, start, R, C)
+	model.CheckDims("model: SliceRows: negative dimension", N, S, start, R, C)
 	if start+R > S {
 		panic("model: SliceRows: start+R beyond S")
 	}
@@ -468,7 +451,7 @@ func (b *Backend) SliceRows(out, inp *model.Tensor, N, S, start, R, C int) {
 
 // SliceRowsBackward: dinp[n,start+r,:] += dout[n,r,:].
 func (b *Backend) SliceRowsBackward(dinp, dout *model.Tensor, N, S, start, R, C int) {
-	dims("model: SliceRowsBackward: negative dimension", N, S, start, R, C)
+	model.CheckDims("model: SliceRowsBackward: negative dimension", N, S, start, R, C)
 	if start+R > S {
 		panic("model: SliceRowsBackward: start+R beyond S")
 	}
@@ -481,25 +464,10 @@ func (b *Backend) SliceRowsBackward(dinp, dout *model.Tensor, N, S, start, R, C 
 	b.each(kSliceRowsBackward, N*R*C, devPtr(dinp), devPtr(dout), i64(N), i64(S), i64(start), i64(R), i64(C))
 }
 
-// poolDims checks PoolPairs' dimensions and returns the output length.
-func poolDims(B, m, C int, loo bool) int {
-	dims("model: PoolPairs: negative dimension", B, m, C)
-	if loo {
-		if m < 2 {
-			panic("model: PoolPairs: leave-one-out needs m >= 2")
-		}
-		return B * m * C
-	}
-	if m < 1 {
-		panic("model: PoolPairs: mean needs m >= 1")
-	}
-	return B * C
-}
-
 // PoolPairs pools the m pair encodings of each of B specifications, in
 // float64: loo: out (B,m,C); mean: out (B,C). inp (B,m,C).
 func (b *Backend) PoolPairs(out, inp *model.Tensor, B, m, C int, loo bool) {
-	nout := poolDims(B, m, C, loo)
+	nout := model.PoolPairsDims(B, m, C, loo)
 	need(out, nout, "model: PoolPairs: out too short")
 	need(inp, B*m*C, "model: PoolPairs: inp shorter than B·m·C")
 	if !b.begin() {
@@ -511,7 +479,7 @@ func (b *Backend) PoolPairs(out, inp *model.Tensor, B, m, C int, loo bool) {
 
 // PoolPairsBackward accumulates into dinp (B,m,C).
 func (b *Backend) PoolPairsBackward(dinp, dout *model.Tensor, B, m, C int, loo bool) {
-	nout := poolDims(B, m, C, loo)
+	nout := model.PoolPairsDims(B, m, C, loo)
 	need(dinp, B*m*C, "model: PoolPairsBackward: dinp shorter than B·m·C")
 	need(dout, nout, "model: PoolPairsBackward: dout too short")
 	if !b.begin() {
@@ -523,7 +491,7 @@ func (b *Backend) PoolPairsBackward(dinp, dout *model.Tensor, B, m, C int, loo b
 
 // RepeatRows: out[r,j,:] = inp[r,:] for j < m. out (R,m,C), inp (R,C).
 func (b *Backend) RepeatRows(out, inp *model.Tensor, R, m, C int) {
-	dims("model: RepeatRows: negative dimension", R, m, C)
+	model.CheckDims("model: RepeatRows: negative dimension", R, m, C)
 	need(out, R*m*C, "model: RepeatRows: out shorter than R·m·C")
 	need(inp, R*C, "model: RepeatRows: inp shorter than R·C")
 	if !b.begin() {
@@ -535,7 +503,7 @@ func (b *Backend) RepeatRows(out, inp *model.Tensor, R, m, C int) {
 
 // RepeatRowsBackward: dinp[r,:] += Σ_j dout[r,j,:], summed in float64.
 func (b *Backend) RepeatRowsBackward(dinp, dout *model.Tensor, R, m, C int) {
-	dims("model: RepeatRowsBackward: negative dimension", R, m, C)
+	model.CheckDims("model: RepeatRowsBackward: negative dimension", R, m, C)
 	need(dinp, R*C, "model: RepeatRowsBackward: dinp shorter than R·C")
 	need(dout, R*m*C, "model: RepeatRowsBackward: dout shorter than R·m·C")
 	if !b.begin() {
@@ -547,7 +515,7 @@ func (b *Backend) RepeatRowsBackward(dinp, dout *model.Tensor, R, m, C int) {
 
 // Transpose01: out[b,a,:] = inp[a,b,:] (acc: +=). out (B,A,C), inp (A,B,C).
 func (b *Backend) Transpose01(out, inp *model.Tensor, A, B, C int, acc bool) {
-	dims("model: Transpose01: negative dimension", A, B, C)
+	model.CheckDims("model: Transpose01: negative dimension", A, B, C)
 	need(out, A*B*C, "model: Transpose01: out shorter than A·B·C")
 	need(inp, A*B*C, "model: Transpose01: inp shorter than A·B·C")
 	if !b.begin() {
@@ -574,7 +542,7 @@ func (b *Backend) Gumbel(dst *model.Tensor, seed uint64) {
 // Softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, with
 // the row maximum subtracted. noise may be nil. out, logits, noise (N,K).
 func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K int) {
-	dims("model: Softmax: negative dimension", N, K)
+	model.CheckDims("model: Softmax: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: Softmax: tau must be positive")
 	}
@@ -590,7 +558,7 @@ func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K in
 
 // SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
 func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32, N, K int) {
-	dims("model: SoftmaxBackward: negative dimension", N, K)
+	model.CheckDims("model: SoftmaxBackward: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: SoftmaxBackward: tau must be positive")
 	}
@@ -607,7 +575,7 @@ func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32,
 // OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int. An
 // index outside [0,K) leaves a zero row and makes Sync report an error.
 func (b *Backend) OneHot(out, idx *model.Tensor, N, K int) {
-	dims("model: OneHot: negative dimension", N, K)
+	model.CheckDims("model: OneHot: negative dimension", N, K)
 	need(out, N*K, "model: OneHot: out shorter than N·K")
 	need(idx, N, "model: OneHot: idx shorter than N")
 	if !b.begin() {
@@ -619,7 +587,7 @@ func (b *Backend) OneHot(out, idx *model.Tensor, N, K int) {
 
 // ArgmaxOneHot: out[n,:] = onehot(argmax_k logits[n,k]), first max wins.
 func (b *Backend) ArgmaxOneHot(out, logits *model.Tensor, N, K int) {
-	dims("model: ArgmaxOneHot: negative dimension", N, K)
+	model.CheckDims("model: ArgmaxOneHot: negative dimension", N, K)
 	need(out, N*K, "model: ArgmaxOneHot: out shorter than N·K")
 	need(logits, N*K, "model: ArgmaxOneHot: logits shorter than N·K")
 	if K == 0 || !b.begin() {
@@ -635,7 +603,7 @@ func (b *Backend) ArgmaxOneHot(out, logits *model.Tensor, N, K int) {
 // SkipMix: g = z[n,skip], out[n,:] = g·prev[n,:] + (1−g)·hat[n,:].
 // out, prev, hat (N,D); z (N,K).
 func (b *Backend) SkipMix(out, prev, hat, z *model.Tensor, N, D, K, skip int) {
-	dims("model: SkipMix: negative dimension", N, D, K)
+	model.CheckDims("model: SkipMix: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMix: skip outside [0, K)")
 	}
@@ -653,7 +621,7 @@ func (b *Backend) SkipMix(out, prev, hat, z *model.Tensor, N, D, K, skip int) {
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
 // dz[n,skip] += Σ_d dout·(prev − hat) (in float64).
 func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Tensor, N, D, K, skip int) {
-	dims("model: SkipMixBackward: negative dimension", N, D, K)
+	model.CheckDims("model: SkipMixBackward: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMixBackward: skip outside [0, K)")
 	}
@@ -682,7 +650,7 @@ func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Ten
 // NLL: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)), in float64.
 // p (N,V), y (N) int, out (1).
 func (b *Backend) NLL(out, p, y *model.Tensor, N, V int, scale float32) {
-	dims("model: NLL: negative dimension", N, V)
+	model.CheckDims("model: NLL: negative dimension", N, V)
 	need(out, 1, "model: NLL: out is empty")
 	need(p, N*V, "model: NLL: p shorter than N·V")
 	need(y, N, "model: NLL: y shorter than N")
@@ -695,7 +663,7 @@ func (b *Backend) NLL(out, p, y *model.Tensor, N, V int, scale float32) {
 
 // NLLBackward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.
 func (b *Backend) NLLBackward(dp, dout, p, y *model.Tensor, N, V int, scale float32) {
-	dims("model: NLLBackward: negative dimension", N, V)
+	model.CheckDims("model: NLLBackward: negative dimension", N, V)
 	need(dp, N*V, "model: NLLBackward: dp shorter than N·V")
 	need(dout, 1, "model: NLLBackward: dout is empty")
 	need(p, N*V, "model: NLLBackward: p shorter than N·V")
@@ -711,7 +679,7 @@ func (b *Backend) NLLBackward(dp, dout, p, y *model.Tensor, N, V int, scale floa
 // argmax_v p[r,l,:] == y[r,l] at every l (first max wins), else 0.
 // p (R,L,V), y (R,L) int, loglik, exact (R).
 func (b *Backend) SeqScore(loglik, exact, p, y *model.Tensor, R, L, V int) {
-	dims("model: SeqScore: negative dimension", R, L, V)
+	model.CheckDims("model: SeqScore: negative dimension", R, L, V)
 	need(loglik, R, "model: SeqScore: loglik shorter than R")
 	need(exact, R, "model: SeqScore: exact shorter than R")
 	need(p, R*L*V, "model: SeqScore: p shorter than R·L·V")
@@ -740,7 +708,7 @@ func (b *Backend) reuseSums(q uint64, N, D int) (uint64, bool) {
 // ReuseReg: out[0] = Σ_d [1 − exp(Σ_n log1p(−min(q[n,d], 1−1e-6)))], in
 // float64. q (N,D), out (1).
 func (b *Backend) ReuseReg(out, q *model.Tensor, N, D int) {
-	dims("model: ReuseReg: negative dimension", N, D)
+	model.CheckDims("model: ReuseReg: negative dimension", N, D)
 	need(out, 1, "model: ReuseReg: out is empty")
 	need(q, N*D, "model: ReuseReg: q shorter than N·D")
 	if !b.begin() {
@@ -760,7 +728,7 @@ func (b *Backend) ReuseReg(out, q *model.Tensor, N, D int) {
 
 // ReuseRegBackward: dq[n,d] += dout[0]·exp(S_d)/(1−q[n,d]) where q < 1−1e-6.
 func (b *Backend) ReuseRegBackward(dq, dout, q *model.Tensor, N, D int) {
-	dims("model: ReuseRegBackward: negative dimension", N, D)
+	model.CheckDims("model: ReuseRegBackward: negative dimension", N, D)
 	need(dq, N*D, "model: ReuseRegBackward: dq shorter than N·D")
 	need(dout, 1, "model: ReuseRegBackward: dout is empty")
 	need(q, N*D, "model: ReuseRegBackward: q shorter than N·D")
