@@ -359,18 +359,33 @@ def train(model, a, device, log_every):
         logits, e = loo_logits(model, x, y)
         pn = min(1.0, f / a.noise_ramp) if a.noise_ramp > 0 else True       # program-noise scale
         sn = a.state_noise * (min(1.0, f / a.snoise_ramp) if a.snoise_ramp > 0 else 1)
-        z = relax(logits, te, pn if pn != 1.0 else True, a.st)
+        wta = a.wta > 1 and f < a.wta_frac
+        if wta:                                                      # best of S program samples (multiple choice)
+            logits_s = logits.unsqueeze(0).expand(a.wta, *logits.shape)
+            z = relax(logits_s, te, pn if pn != 1.0 else True, a.st)   # (S, B, m, T, K)
+        else:
+            z = relax(logits, te, pn if pn != 1.0 else True, a.st)
         act = model.T
         if a.curr_t0 > 0:                                            # short-program curriculum
             act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
             act = int(act)
             if act < model.T:
                 z = torch.cat([z[..., :act, :], skip1.expand(*z.shape[:-2], model.T - act, model.K)], -2)
-        lp = model.execute(x, z, td, noise=sn, st_state=a.st_state, eps=a.nll_eps)
-        nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1).mean()
+        if wta:
+            xs, ys = x.unsqueeze(0).expand(a.wta, *x.shape), y.unsqueeze(0).expand(a.wta, *y.shape)
+            lp = model.execute(xs, z, td, noise=sn, st_state=a.st_state, eps=a.nll_eps)
+            nll_s = -lp.gather(-1, ys[..., None]).squeeze(-1).sum(-1)          # (S, B, m)
+            best = nll_s.detach().argmin(0)                                  # (B, m)
+            nll = nll_s.gather(0, best[None]).squeeze(0).mean()
+        else:
+            lp = model.execute(x, z, td, noise=sn, st_state=a.st_state, eps=a.nll_eps)
+            nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1).mean()
         reg = reuse_reg(logits, te)
         lw = a.lam * (min(1.0, f / a.lam_warm) if a.lam_warm > 0 else 1.0)
         loss = nll + lw * reg
+        if wta and a.wta_ce > 0:                                     # the inductor imitates the winning sample
+            zb = z.detach().gather(0, best[None, ..., None, None].expand(1, *z.shape[1:])).squeeze(0)
+            loss = loss + a.wta_ce * F.cross_entropy(logits.reshape(-1, model.K), zb.argmax(-1).reshape(-1)) * model.T
         if a.div > 0:                                                # symbol-diversity bonus (anti-collapse)
             dw = a.div * max(0.0, 1.0 - f / a.div_frac) if a.div_frac > 0 else a.div
             na = act if a.curr_t0 > 0 else model.T
@@ -530,6 +545,12 @@ def parse(argv=None):
     A("--div", type=float, default=0.0,
       help="diversity bonus: subtract div x entropy of the batch-mean symbol distribution of each active slot")
     A("--div_frac", type=float, default=0.5, help="the diversity weight decays linearly to 0 by this fraction")
+    A("--wta", type=int, default=0,
+      help="S >= 2: draw S program samples per held-out pair and train on the best one's NLL only "
+           "(winner takes all: symbols specialise; S x the interpreter's cost)")
+    A("--wta_frac", type=float, default=1.0, help="use --wta for this fraction of training, then one sample")
+    A("--wta_ce", type=float, default=0.0,
+      help="with --wta: add this x T x cross-entropy of the inductor's logits to the winning sample's symbols")
     A("--skip_bias", type=float, default=0.0, help="added to the SKIP logit bias at init")
     A("--curr_t0", type=int, default=0, help="short-program curriculum: start with this many active slots (0: off)")
     A("--curr_frac", type=float, default=0.3, help="active slots grow linearly to T over this fraction")
