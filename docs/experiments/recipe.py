@@ -147,7 +147,7 @@ class NLI(nn.Module):
     after the inductor's, so the inductor's initialisation is the same for every kind and seed."""
 
     def __init__(s, T=12, K=64, d=128, layers=2, heads=4, ds=32, dv=64, H=512,
-                 exec_kind="mlp", res_blocks=2, logit_scale=1.0):
+                 exec_kind="mlp", res_blocks=2, logit_scale=1.0, pair_tokens=False):
         super().__init__()
         s.T, s.K, s.exec_kind, s.logit_scale = T, K, exec_kind, logit_scale
         s.val = nn.Embedding(V, d); s.pos = nn.Embedding(L, d); s.chan = nn.Embedding(3, d)
@@ -171,20 +171,28 @@ class NLI(nn.Module):
             s.out = nn.Linear(H, L * V)
         else:
             raise ValueError(exec_kind)
+        s.pair_tokens = pair_tokens
+        if pair_tokens:                    # created last: the other parameters' init is unchanged
+            s.pe = nn.Embedding(V * V, d)
 
     def inductor_params(s):
         enc = [s.val.weight, s.pos.weight, s.chan.weight, s.slot] + list(s.blocks.parameters()) + list(s.lnf.parameters())
+        if s.pair_tokens:
+            enc.append(s.pe.weight)
         return enc, list(s.head.parameters())
 
     def encode(s, x, y):                       # (..., L) pairs -> (..., T, d)
         sh = x.shape[:-1]; x = x.reshape(-1, L); y = y.reshape(-1, L)
         p = s.pos.weight
-        tx = s.val(x) + p + s.chan.weight[0]; ty = s.val(y) + p + s.chan.weight[1]
         ts = (s.slot + s.chan.weight[2]).expand(x.shape[0], -1, -1)
-        h = torch.cat([tx, ty, ts], 1)
+        if s.pair_tokens:                  # one token per position: the (input, output) value pair
+            h = torch.cat([s.pe(x * V + y) + p + s.chan.weight[0], ts], 1)
+        else:
+            tx = s.val(x) + p + s.chan.weight[0]; ty = s.val(y) + p + s.chan.weight[1]
+            h = torch.cat([tx, ty, ts], 1)
         for b in s.blocks:
             h = b(h)
-        return s.lnf(h[:, 2 * L:]).reshape(*sh, s.T, -1)
+        return s.lnf(h[:, -s.T:]).reshape(*sh, s.T, -1)
 
     def logits(s, e):
         lg = s.head(e)
@@ -565,6 +573,8 @@ def parse(argv=None):
     A("--enc_lr_mult", type=float, default=1.0, help="LR multiplier of the inductor encoder")
     A("--logit_scale", type=float, default=1.0, help="multiply the inductor logits (train and test)")
     # model
+    A("--pair_tokens", action="store_true",
+      help="inductor: one token per position embedding the (input, output) value pair (V*V table) instead of two")
     A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res"])
     A("--res_blocks", type=int, default=2)
     # run control
@@ -592,7 +602,8 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    model = NLI(T=a.T, K=a.K, exec_kind=a.exec_kind, res_blocks=a.res_blocks, logit_scale=a.logit_scale).to(device)
+    model = NLI(T=a.T, K=a.K, exec_kind=a.exec_kind, res_blocks=a.res_blocks, logit_scale=a.logit_scale,
+                pair_tokens=a.pair_tokens).to(device)
     with torch.no_grad():
         model.head[-1].bias[SKIP] += a.skip_bias
     if a.load:
