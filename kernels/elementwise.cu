@@ -64,6 +64,30 @@ extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const f
 	}
 }
 
+// gelu_f32: out = x·Φ(x) in float32 with CUDA's erff, for
+// Backend.SetFastGELU: a few float32 ulps from gelu (which follows the CPU's
+// float64 arithmetic), and far less work per element.
+extern "C" __global__ void gelu_f32(float *out, const float *inp, long long n) {
+	const float rsqrt2 = 0.707106781186547524f; // 1/√2
+	LOOP(i, n) {
+		float x = inp[i];
+		out[i] = 0.5f * x * (1.0f + erff(x * rsqrt2));
+	}
+}
+
+// gelu_backward_f32: dinp += dout·(Φ(x) + x·φ(x)) in float32 with erff and
+// expf (Backend.SetFastGELU).
+extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, const float *inp, long long n) {
+	const float rsqrt2 = 0.707106781186547524f;   // 1/√2
+	const float rsqrt2pi = 0.398942280401432678f; // 1/√(2π)
+	LOOP(i, n) {
+		float x = inp[i];
+		float cdf = 0.5f * (1.0f + erff(x * rsqrt2));
+		float pdf = expf(-0.5f * x * x) * rsqrt2pi;
+		dinp[i] += dout[i] * (cdf + x * pdf);
+	}
+}
+
 // slice_rows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 extern "C" __global__ void slice_rows(float *out, const float *inp, long long N, long long S, long long start,
                                       long long R, long long C) {

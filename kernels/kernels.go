@@ -43,18 +43,20 @@ func Modules() []Module {
 			"axpy", "scale", "add", "add_rows", "gelu", "gelu_backward",
 			"slice_rows", "slice_rows_backward", "repeat_rows", "transpose01",
 			"pair_embed", "one_hot", "skip_mix", "skip_mix_backward_inputs",
-			"gumbel", "adamw",
+			"gumbel", "adamw", "gelu_f32", "gelu_backward_f32",
 		}},
 		{Name: "rows", PTX: rowsPTX, Kernels: []string{
 			"layernorm", "layernorm_backward_inp", "softmax", "softmax_backward",
 			"attention_softmax_backward", "skip_mix_backward_z", "argmax_one_hot",
 			"nll_backward", "seq_score", "reuse_reg_backward",
+			"softmax_small", "softmax_backward_small", "skip_mix_backward",
 		}},
 		{Name: "reduce", PTX: reducePTX, Kernels: []string{
 			"sum_rows_partial", "layernorm_backward_wb_partial",
 			"pair_embed_backward_partial", "reuse_sums_partial", "col_finish",
 			"reuse_finish", "reuse_total", "sum_squares_partial", "sum_finish",
 			"nll", "pool_pairs", "pool_pairs_backward", "repeat_rows_backward",
+			"nll_partial", "nll_finish",
 		}},
 	}
 }

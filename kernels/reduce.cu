@@ -260,6 +260,48 @@ extern "C" __global__ void nll(float *out, const float *p, const int *y, long lo
 	}
 }
 
+// nll_partial: partial[b] = Σ_n −log(max(p[n,y[n]], 1e-8)) over the rows
+// [b·piece, (b+1)·piece) of N, as nll does for all rows: one block per piece
+// (a grid-stride loop over pieces), so that a large N uses every SM instead
+// of one block. nll_finish adds the pieces in a fixed tree.
+extern "C" __global__ void nll_partial(double *partial, const float *p, const int *y, long long N, long long V,
+                                       long long piece, int *err, long long code) {
+	long long pieces = (N + piece - 1) / piece;
+	for (long long b = blockIdx.x; b < pieces; b += gridDim.x) {
+		long long lo = b * piece, hi = min_ll(N, lo + piece);
+		double s = 0;
+		for (long long n = lo + threadIdx.x; n < hi; n += blockDim.x) {
+			int t = y[n];
+			if (t < 0 || t >= V) {
+				flag_error(err, code);
+				continue;
+			}
+			double pv = (double)p[n * V + t];
+			if (!(pv != pv) && pv < 1e-8) { // max, NaN propagating as Go's max
+				pv = 1e-8;
+			}
+			s -= log(pv);
+		}
+		s = block_sum(s);
+		if (threadIdx.x == 0) {
+			partial[b] = s;
+		}
+		__syncthreads(); // sh is reused by the next piece
+	}
+}
+
+// nll_finish: out[0] = scale·Σ partial (one block).
+extern "C" __global__ void nll_finish(float *out, const double *partial, long long n, double scale) {
+	double s = 0;
+	for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+		s += partial[i];
+	}
+	s = block_sum(s);
+	if (threadIdx.x == 0) {
+		out[0] = (float)(scale * s);
+	}
+}
+
 // pool_pairs: loo: out[b,i,:] = (Σ_j inp[b,j,:] − inp[b,i,:])/(m−1), out
 // (B,m,C); mean: out[b,:] = Σ_j inp[b,j,:]/m, out (B,C); inp (B,m,C); in
 // float64. One thread per (b, c).

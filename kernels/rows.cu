@@ -1,6 +1,7 @@
 // kernels/rows.cu: the CUDA backend's row ops (native/cuda): one warp per
 // row, lanes striding over the row's elements, float64 sums reduced with a
-// fixed butterfly of warp shuffles (deterministic). Each kernel mirrors the
+// fixed butterfly of warp shuffles (deterministic); for short rows (softmax
+// with K ≤ 32) one thread per row, staged through shared memory. Each kernel mirrors the
 // method of the same name in model/cpu.go in operation order and precision.
 //
 // Calling convention as in elementwise.cu: 8-byte parameters only; rows run
@@ -144,6 +145,113 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 	}
 }
 
+// Short rows (K ≤ SMALL_K): one thread per row instead of one warp, so that
+// no lanes idle and no shuffles run. A block of SMALL_ROWS threads takes a
+// chunk of SMALL_ROWS consecutive rows (SMALL_ROWS·K contiguous floats) in a
+// grid-stride loop: the chunk is staged through shared memory with
+// coalesced loads (element e of the chunk by thread e mod SMALL_ROWS), each
+// thread then runs its row sequentially, in the CPU's order (model/cpu.go's
+// softmaxJob), and results go back with coalesced stores. Rows are padded to
+// an odd stride SMALL_PAD(K) in shared memory, so that the per-row loops hit
+// 32 different banks. Launch with blockDim.x == SMALL_ROWS (launch.go's
+// smallRows).
+#define SMALL_ROWS 128
+#define SMALL_K 32
+#define SMALL_PAD(K) ((K) | 1)
+
+#define CHUNK_LOOP(r0, rows)                                                                   \
+	for (long long r0 = (long long)blockIdx.x * SMALL_ROWS; r0 < (rows); \
+	     r0 += (long long)gridDim.x * SMALL_ROWS)
+
+// softmax_small: softmax for K ≤ SMALL_K, one thread per row (see above);
+// the same float32 and float64 operations as softmax, but the sum runs over
+// k in order, as on the CPU. noise may be null; out may alias logits (a
+// block reads its whole chunk before it writes any of it).
+extern "C" __global__ void softmax_small(float *out, const float *logits, const float *noise, double tau,
+                                         long long N, long long K) {
+	__shared__ float sh[SMALL_ROWS * SMALL_PAD(SMALL_K)];
+	__shared__ double sinv[SMALL_ROWS];
+	if (K > SMALL_K) {
+		return; // the host never launches it so (native/cuda/ops.go)
+	}
+	float t = (float)tau;
+	int k32 = (int)K, kp = SMALL_PAD(k32);
+	CHUNK_LOOP(r0, N) {
+		int rows = (int)(N - r0 < SMALL_ROWS ? N - r0 : SMALL_ROWS);
+		int cnt = rows * k32;
+		long long base = r0 * K;
+		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
+			float v = logits[base + e];
+			if (noise) {
+				v += noise[base + e];
+			}
+			v /= t;
+			sh[(e / k32) * kp + e % k32] = v;
+		}
+		__syncthreads();
+		if ((int)threadIdx.x < rows) {
+			float *o = sh + threadIdx.x * kp;
+			float maxv = __int_as_float(0xff800000); // -Inf
+			for (int k = 0; k < k32; k++) {
+				maxv = fmaxf(maxv, o[k]);
+			}
+			double sum = 0;
+			for (int k = 0; k < k32; k++) {
+				double e = exp((double)(o[k] - maxv));
+				o[k] = (float)e;
+				sum += e;
+			}
+			sinv[threadIdx.x] = 1 / sum;
+		}
+		__syncthreads();
+		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
+			int r = e / k32;
+			out[base + e] = (float)((double)sh[r * kp + e % k32] * sinv[r]);
+		}
+		__syncthreads(); // sh and sinv are reused by the next chunk
+	}
+}
+
+// softmax_backward_small: softmax_backward for K ≤ SMALL_K, one thread per
+// row for the dot product Σ_k out·dout (in order, float64, as the CPU), then
+// dlogits += out⊙(dout − dot)/tau elementwise with coalesced accesses.
+extern "C" __global__ void softmax_backward_small(float *dlogits, const float *dout, const float *out, double tau,
+                                                  long long N, long long K) {
+	__shared__ float sp[SMALL_ROWS * SMALL_PAD(SMALL_K)];
+	__shared__ float sg[SMALL_ROWS * SMALL_PAD(SMALL_K)];
+	__shared__ double sdot[SMALL_ROWS];
+	if (K > SMALL_K) {
+		return; // the host never launches it so (native/cuda/ops.go)
+	}
+	double inv = 1 / (double)(float)tau;
+	int k32 = (int)K, kp = SMALL_PAD(k32);
+	CHUNK_LOOP(r0, N) {
+		int rows = (int)(N - r0 < SMALL_ROWS ? N - r0 : SMALL_ROWS);
+		int cnt = rows * k32;
+		long long base = r0 * K;
+		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
+			int j = (e / k32) * kp + e % k32;
+			sp[j] = out[base + e];
+			sg[j] = dout[base + e];
+		}
+		__syncthreads();
+		if ((int)threadIdx.x < rows) {
+			const float *p = sp + threadIdx.x * kp, *g = sg + threadIdx.x * kp;
+			double dot = 0;
+			for (int k = 0; k < k32; k++) {
+				dot += (double)p[k] * (double)g[k];
+			}
+			sdot[threadIdx.x] = dot;
+		}
+		__syncthreads();
+		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
+			int r = e / k32, j = r * kp + e % k32;
+			dlogits[base + e] += (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+		}
+		__syncthreads(); // sp, sg and sdot are reused by the next chunk
+	}
+}
+
 // attention_softmax_backward: in place on each row of scratch (rows of S),
 // which holds datt = dout·vᵀ: scratch = att⊙(datt − Σ att·datt), the sum in
 // float64 of float32 products (as the CPU's attention backward).
@@ -176,6 +284,40 @@ extern "C" __global__ void skip_mix_backward_z(float *dz, const float *dout, con
 		s = warp_sum(s);
 		if (lane == 0) {
 			dz[n * K + skip] += (float)s;
+		}
+	}
+}
+
+// skip_mix_backward: skip_mix_backward_inputs and skip_mix_backward_z in one
+// pass, one warp per row: dprev += g·dout, dhat += (1−g)·dout (either may be
+// null), dz[n,skip] += Σ_d dout·(prev − hat) in float64 (dz may be null);
+// dout is read once. The same operations in the same order as the two
+// kernels, so the results are identical to theirs.
+extern "C" __global__ void skip_mix_backward(float *dprev, float *dhat, float *dz, const float *dout,
+                                             const float *prev, const float *hat, const float *z, long long N,
+                                             long long D, long long K, long long skip) {
+	int lane = threadIdx.x % 32;
+	WARP_LOOP(n, N) {
+		float g = z[n * K + skip];
+		double s = 0;
+		for (long long i = lane; i < D; i += 32) {
+			long long j = n * D + i;
+			float v = dout[j];
+			if (dprev) {
+				dprev[j] += g * v;
+			}
+			if (dhat) {
+				dhat[j] += (1 - g) * v;
+			}
+			if (dz) {
+				s += (double)v * ((double)prev[j] - (double)hat[j]);
+			}
+		}
+		if (dz) { // the same for every lane, so the whole warp shuffles
+			s = warp_sum(s);
+			if (lane == 0) {
+				dz[n * K + skip] += (float)s;
+			}
 		}
 	}
 }

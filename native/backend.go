@@ -29,6 +29,20 @@ func setTF32(b model.Backend, on bool) bool {
 	return false
 }
 
+// fastGELUSwitch is implemented by backends that can run GELU in float32
+// instead of the CPU reference's float64 (the CUDA backend).
+type fastGELUSwitch interface{ SetFastGELU(on bool) }
+
+// setFastGELU switches b's GELU to float32 (on) or float64 and reports
+// whether b now runs it in float32; other backends ignore it.
+func setFastGELU(b model.Backend, on bool) bool {
+	if s, ok := b.(fastGELUSwitch); ok {
+		s.SetFastGELU(on)
+		return on
+	}
+	return false
+}
+
 // newBackend returns the backend named by --device.
 func newBackend(device string, workers int) (model.Backend, error) {
 	switch device {

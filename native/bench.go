@@ -24,6 +24,7 @@ type benchReport struct {
 	SearchTF32     bool           `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
 	CheckEvery     int            `json:"search_check_every"` // hard-program check every N steps
 	SearchFold     bool           `json:"search_fold"`        // the interpreter's folded search form
+	SearchFastGELU bool           `json:"search_fast_gelu"`   // search GELUs in float32 (cuda --fast-gelu)
 	StartStepsPerS float64        `json:"search_start_steps_per_s"`
 	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
 	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
@@ -41,6 +42,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
 	fold := fs.Bool("fold", true, "search with the interpreter's folded first layer (false = its training form, for comparison)")
 	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
+	fastGELU := fs.Bool("fast-gelu", false, "search with GELU and its backward in float32 (cuda only; a few float32 ulps from the float64 default)")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
@@ -57,7 +59,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	raw := b // the backend itself, for the TF32 switch
+	raw := b // the backend itself, for the TF32 and fast-GELU switches
 	var prof *model.Profiled
 	if *profile {
 		prof = model.NewProfiled(b)
@@ -109,6 +111,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		}
 		sc.Steps = *searchSteps + 2
 		rep.SearchTF32 = setTF32(raw, *tf32)
+		rep.SearchFastGELU = setFastGELU(raw, *fastGELU)
 		rep.CheckEvery = sc.CheckEvery
 		tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, *tasks, cfg.Train.Pairs, 1234))
 		if err != nil {
@@ -146,8 +149,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v)\n",
-		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold)
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU)
 	for _, part := range []struct {
 		name string
 		rows []model.OpTime

@@ -844,7 +844,11 @@ func caseGumbel(h *harness) {
 	}
 }
 
-var softmaxShapes = [][2]int{{3, 7}, {1, 1}, {0, 5}, {4, 1}, {40, 64}, {30, 200}}
+// softmaxShapes are (N, K). The CUDA backend takes rows of K ≤ 32 one thread
+// per row in chunks of 128 rows and longer rows one warp per row: K 10 (the
+// interpreter's states) over several chunks with a partial last one, K 32
+// and 33 at the switch, and K 64 (the program symbols) cover both paths.
+var softmaxShapes = [][2]int{{3, 7}, {1, 1}, {0, 5}, {4, 1}, {40, 64}, {30, 200}, {1000, 10}, {300, 32}, {70, 33}}
 
 func caseSoftmax(h *harness) {
 	for _, d := range softmaxShapes {
@@ -966,7 +970,9 @@ func (h *harness) nllProbs(N, V int, y []int32) []float32 {
 	return p
 }
 
-var nllShapes = [][2]int{{3, 7}, {1, 1}, {0, 4}, {640, 10}}
+// nllShapes are (N, V); N 10000 is over the CUDA backend's piece of 4096
+// rows, so its two-pass NLL (three pieces, the last partial) runs too.
+var nllShapes = [][2]int{{3, 7}, {1, 1}, {0, 4}, {640, 10}, {10000, 10}}
 
 func caseNLL(h *harness) {
 	for _, d := range nllShapes {

@@ -36,10 +36,11 @@ type Backend struct {
 	mods []cu.Module
 	fns  [numKernels]cu.Function
 
-	blas    *cublas.Standard // Gemm (float32)
-	batched handle           // attention's strided-batched products
-	tf32    handle           // Gemm when useTF32 (TF32 math mode)
-	useTF32 bool
+	blas     *cublas.Standard // Gemm (float32)
+	batched  handle           // attention's strided-batched products
+	tf32     handle           // Gemm when useTF32 (TF32 math mode)
+	useTF32  bool
+	fastGELU bool // GELU and its backward in float32 (SetFastGELU)
 
 	err     error
 	errFlag cu.DevicePtr // device int32: code of the first op that met a bad index
@@ -186,6 +187,16 @@ func (b *Backend) SetTF32(on bool) { b.useTF32 = on }
 
 // TF32 reports whether Gemm uses TF32 (see SetTF32).
 func (b *Backend) TF32() bool { return b.useTF32 }
+
+// SetFastGELU switches GELU and GELUBackward between float64 arithmetic (off,
+// the default: the CPU reference's operations, as every conformance test
+// runs) and float32 with CUDA's erff and expf (on: a few float32 ulps from
+// the default, much less work per element; TestFastGELU bounds the
+// difference). Work already queued is not affected.
+func (b *Backend) SetFastGELU(on bool) { b.fastGELU = on }
+
+// FastGELU reports whether GELU runs in float32 (see SetFastGELU).
+func (b *Backend) FastGELU() bool { return b.fastGELU }
 
 // ---------------------------------------------------------------------------
 // Errors and the context's thread.

@@ -1,10 +1,10 @@
 //go:build cuda
 
 // Tests of the CUDA backend on a GPU: the conformance suite against the CPU
-// reference (float32 Gemm), TF32 Gemm against the CPU with a looser bound,
-// Gumbel noise bit for bit, the index-error flag, and 20 training steps on
-// CPU and CUDA from identical weights and batches. Without a device every
-// test skips.
+// reference (float32 Gemm), TF32 Gemm and float32 GELU (SetFastGELU) against
+// the CPU with looser bounds, Gumbel noise bit for bit, the index-error flag,
+// and 20 training steps on CPU and CUDA from identical weights and batches.
+// Without a device every test skips.
 
 package cuda
 
@@ -136,6 +136,71 @@ func TestGemmTF32(t *testing.T) {
 		}
 	}
 	b.SetTF32(false)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFastGELU compares GELU and GELUBackward with SetFastGELU(true)
+// (float32 erff, expf) against the CPU's float64 reference on 2²⁰ values in
+// [−8, 8]. Bound per element: |got − want| ≤ 1e-6 + 1e-5·|want|: erff and
+// expf are within a few float32 ulps, and 1 + erff(x/√2) cancels for
+// x ≪ 0, which costs a few 1e-8 absolute. With the switch off again the
+// default kernels must meet 1e-7 + 1e-6·|want| (they follow the CPU's
+// float64 operations).
+func TestFastGELU(t *testing.T) {
+	b := newBackend(t)
+	defer b.Close()
+	cpu := model.NewCPU(0)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 1 << 20
+	x, dout, dinp := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range x {
+		x[i] = float32(16*rng.Float64() - 8)
+		dout[i] = float32(2*rng.Float64() - 1)
+		dinp[i] = float32(2*rng.Float64() - 1)
+	}
+	wantFwd, wantBwd := make([]float32, n), slices.Clone(dinp)
+	cpu.GELU(cpuTensor(wantFwd), cpuTensor(x))
+	cpu.GELUBackward(cpuTensor(wantBwd), cpuTensor(dout), cpuTensor(x))
+	mx, mg, mo, md := b.Alloc(n), b.Alloc(n), b.Alloc(n), b.Alloc(n)
+	defer b.Free(mx)
+	defer b.Free(mg)
+	defer b.Free(mo)
+	defer b.Free(md)
+	tx, tg, to, td := model.NewView(mx, 0, n), model.NewView(mg, 0, n), model.NewView(mo, 0, n), model.NewView(md, 0, n)
+	b.Upload(tx, x)
+	b.Upload(tg, dout)
+	got := make([]float32, n)
+	for _, mode := range []struct {
+		fast       bool
+		atol, rtol float64
+	}{{true, 1e-6, 1e-5}, {false, 1e-7, 1e-6}} {
+		b.SetFastGELU(mode.fast)
+		b.GELU(to, tx)
+		b.Upload(td, dinp)
+		b.GELUBackward(td, tg, tx)
+		for _, c := range []struct {
+			name string
+			t    *model.Tensor
+			want []float32
+		}{{"GELU", to, wantFwd}, {"GELUBackward", td, wantBwd}} {
+			b.Download(got, c.t)
+			worst, at := 0.0, 0
+			for i := range got {
+				d := math.Abs(float64(got[i]) - float64(c.want[i]))
+				if r := d / (mode.atol + mode.rtol*math.Abs(float64(c.want[i]))); r > worst || math.IsNaN(d) {
+					worst, at = r, i
+				}
+			}
+			if worst > 1 || math.IsNaN(worst) {
+				t.Errorf("%s fast %v: x = %g: got %.9g, want %.9g (%.2f× the bound %g + %g·|want|)",
+					c.name, mode.fast, x[at], got[at], c.want[at], worst, mode.atol, mode.rtol)
+			} else {
+				t.Logf("%s fast %v: largest error %.2f× the bound %g + %g·|want|", c.name, mode.fast, worst, mode.atol, mode.rtol)
+			}
+		}
+	}
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ const (
 	kSkipMixBackwardInputs
 	kGumbel
 	kAdamW
+	kGELUF32
+	kGELUBackwardF32
 
 	kLayerNorm
 	kLayerNormBackwardInp
@@ -43,6 +45,9 @@ const (
 	kNLLBackward
 	kSeqScore
 	kReuseRegBackward
+	kSoftmaxSmall
+	kSoftmaxBackwardSmall
+	kSkipMixBackward
 
 	kSumRowsPartial
 	kLayerNormBackwardWBPartial
@@ -57,6 +62,8 @@ const (
 	kPoolPairs
 	kPoolPairsBackward
 	kRepeatRowsBackward
+	kNLLPartial
+	kNLLFinish
 
 	numKernels
 )
@@ -79,6 +86,8 @@ var kernelNames = [numKernels]string{
 	kSkipMixBackwardInputs: "skip_mix_backward_inputs",
 	kGumbel:                "gumbel",
 	kAdamW:                 "adamw",
+	kGELUF32:               "gelu_f32",
+	kGELUBackwardF32:       "gelu_backward_f32",
 
 	kLayerNorm:                "layernorm",
 	kLayerNormBackwardInp:     "layernorm_backward_inp",
@@ -90,6 +99,9 @@ var kernelNames = [numKernels]string{
 	kNLLBackward:              "nll_backward",
 	kSeqScore:                 "seq_score",
 	kReuseRegBackward:         "reuse_reg_backward",
+	kSoftmaxSmall:             "softmax_small",
+	kSoftmaxBackwardSmall:     "softmax_backward_small",
+	kSkipMixBackward:          "skip_mix_backward",
 
 	kSumRowsPartial:             "sum_rows_partial",
 	kLayerNormBackwardWBPartial: "layernorm_backward_wb_partial",
@@ -104,6 +116,8 @@ var kernelNames = [numKernels]string{
 	kPoolPairs:                  "pool_pairs",
 	kPoolPairsBackward:          "pool_pairs_backward",
 	kRepeatRowsBackward:         "repeat_rows_backward",
+	kNLLPartial:                 "nll_partial",
+	kNLLFinish:                  "nll_finish",
 }
 
 const (
@@ -113,6 +127,8 @@ const (
 	oneBlock  = 512     // block size of the one-block reductions (a power of two)
 	colBlock  = 32      // reduce.cu's COL_BLOCK
 	rowLanes  = 8       // reduce.cu's ROW_LANES
+	smallRows = 128     // rows.cu's SMALL_ROWS: the block size of the *_small kernels
+	smallK    = 32      // rows.cu's SMALL_K: the longest row the *_small kernels take
 )
 
 // Argument encoders.
@@ -154,6 +170,15 @@ func (b *Backend) warps(k kernel, rows int, args ...uint64) {
 	}
 	per := threads / 32
 	b.launch(k, min((rows+per-1)/per, maxBlocks), 1, 1, threads, 1, args...)
+}
+
+// rowsSmall launches a *_small kernel (rows.cu) over rows rows of at most
+// smallK elements: blocks of smallRows threads, one thread per row.
+func (b *Backend) rowsSmall(k kernel, rows int, args ...uint64) {
+	if rows <= 0 {
+		return
+	}
+	b.launch(k, min((rows+smallRows-1)/smallRows, maxBlocks), 1, 1, smallRows, 1, args...)
 }
 
 // single launches a one-block kernel.

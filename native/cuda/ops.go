@@ -350,7 +350,7 @@ func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
 		// att_h (S,S) = scale·q_h (S,hs) · k_hᵀ
 		b.gemmBatched(false, true, S, S, hs, scale, q, 3*C, S*3*C, k, 3*C, S*3*C, 0, ah, S, NH*S*S, B)
 	}
-	b.warps(kSoftmax, B*NH*S, a0, a0, 0, f64(1), i64(B*NH*S), i64(S))
+	b.softmaxRows(a0, a0, 0, f64(1), B*NH*S, S)
 	for h := range NH {
 		v := q0 + 4*uint64(2*C+h*hs)
 		ah := a0 + 4*uint64(h*S*S)
@@ -402,7 +402,8 @@ func (b *Backend) AttentionBackward(dqkv, scratch, dout, qkv, att *model.Tensor,
 // ---------------------------------------------------------------------------
 // GELU.
 
-// GELU: out = inp·Φ(inp), exact erf form, per element in float64.
+// GELU: out = inp·Φ(inp), exact erf form, per element in float64 (in
+// float32 after SetFastGELU(true)).
 func (b *Backend) GELU(out, inp *model.Tensor) {
 	if out.Len() != inp.Len() {
 		panic("model: GELU: length mismatch")
@@ -413,10 +414,15 @@ func (b *Backend) GELU(out, inp *model.Tensor) {
 		return
 	}
 	defer b.end()
-	b.each(kGELU, inp.Len(), devPtr(out), devPtr(inp), i64(inp.Len()))
+	k := kGELU
+	if b.fastGELU {
+		k = kGELUF32
+	}
+	b.each(k, inp.Len(), devPtr(out), devPtr(inp), i64(inp.Len()))
 }
 
-// GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)).
+// GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)), per element in float64
+// (in float32 after SetFastGELU(true)).
 func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
 	if dinp.Len() != inp.Len() || dout.Len() != inp.Len() {
 		panic("model: GELUBackward: length mismatch")
@@ -428,7 +434,11 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
 		return
 	}
 	defer b.end()
-	b.each(kGELUBackward, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
+	k := kGELUBackward
+	if b.fastGELU {
+		k = kGELUBackwardF32
+	}
+	b.each(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
 }
 
 // ---------------------------------------------------------------------------
@@ -553,7 +563,18 @@ func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K in
 		return
 	}
 	defer b.end()
-	b.warps(kSoftmax, N, devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), i64(N), i64(K))
+	b.softmaxRows(devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), N, K)
+}
+
+// softmaxRows launches the softmax over N rows of K: softmax_small (one
+// thread per row) when K ≤ smallK, else softmax (one warp per row). The
+// caller holds begin.
+func (b *Backend) softmaxRows(out, logits, noise, tau uint64, N, K int) {
+	if K <= smallK {
+		b.rowsSmall(kSoftmaxSmall, N, out, logits, noise, tau, i64(N), i64(K))
+		return
+	}
+	b.warps(kSoftmax, N, out, logits, noise, tau, i64(N), i64(K))
 }
 
 // SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
@@ -569,6 +590,10 @@ func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32,
 		return
 	}
 	defer b.end()
+	if K <= smallK { // one thread per row (rows.cu), as Softmax
+		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K))
+		return
+	}
 	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K))
 }
 
@@ -636,12 +661,13 @@ func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Ten
 		return
 	}
 	defer b.end()
-	if dprev != nil || dhat != nil {
-		b.each(kSkipMixBackwardInputs, N*D, devPtr(dprev), devPtr(dhat), devPtr(dout), devPtr(z), i64(N), i64(D), i64(K), i64(skip))
+	if dprev == nil && dhat == nil && dz == nil {
+		return
 	}
-	if dz != nil {
-		b.warps(kSkipMixBackwardZ, N, devPtr(dz), devPtr(dout), devPtr(prev), devPtr(hat), i64(N), i64(D), i64(K), i64(skip))
-	}
+	// One pass, a warp per row (the same results as skip_mix_backward_inputs
+	// followed by skip_mix_backward_z, reading dout once).
+	b.warps(kSkipMixBackward, N, devPtr(dprev), devPtr(dhat), devPtr(dz), devPtr(dout), devPtr(prev), devPtr(hat), devPtr(z),
+		i64(N), i64(D), i64(K), i64(skip))
 }
 
 // ---------------------------------------------------------------------------
@@ -658,8 +684,26 @@ func (b *Backend) NLL(out, p, y *model.Tensor, N, V int, scale float32) {
 		return
 	}
 	defer b.end()
-	b.single(kNLL, devPtr(out), devPtr(p), devPtr(y), i64(N), i64(V), f32arg(scale), uint64(b.errFlag), codeNLL)
+	if N <= nllPiece {
+		b.single(kNLL, devPtr(out), devPtr(p), devPtr(y), i64(N), i64(V), f32arg(scale), uint64(b.errFlag), codeNLL)
+		return
+	}
+	pieces := (N + nllPiece - 1) / nllPiece
+	partial, ok := b.scratchAt(8 * int64(pieces))
+	if !ok {
+		return
+	}
+	b.launch(kNLLPartial, min(pieces, maxBlocks), 1, 1, threads, 1, partial, devPtr(p), devPtr(y), i64(N), i64(V), i64(nllPiece),
+		uint64(b.errFlag), codeNLL)
+	b.single(kNLLFinish, devPtr(out), partial, i64(pieces), f32arg(scale))
 }
+
+// nllPiece is the fixed piece of rows of NLL's first pass: up to nllPiece
+// rows one block (nll, a fixed tree), beyond that one block per piece
+// (nll_partial) and a fixed tree over the pieces (nll_finish), so that the
+// search's million rows spread over every SM; either way the result depends
+// only on N, never on scheduling.
+const nllPiece = 1 << 12
 
 // NLLBackward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.
 func (b *Backend) NLLBackward(dp, dout, p, y *model.Tensor, N, V int, scale float32) {
