@@ -132,6 +132,8 @@ func cmdCurve(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("workers", 0, "CPU worker goroutines (0 = all cores)")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
+	var sets setFlags
+	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	out := fs.String("out", "", "output folder for curve.json, curve.md, curve.svg (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out (same settings), skipping finished work")
@@ -190,6 +192,9 @@ func cmdCurve(args []string, stdout, stderr io.Writer) error {
 	m, wf, err := loadWeights(b, *weights)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
+	}
+	if m.Cfg.Search, err = applySearchSets(m.Cfg, sets); err != nil {
+		return err
 	}
 	base, err := searchFlags(m.Cfg.Search, 0, 0, *checkEvery)
 	if err != nil {

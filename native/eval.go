@@ -48,6 +48,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
+	var sets setFlags
+	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -67,6 +69,9 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if m.Cfg.Search, err = applySearchSets(m.Cfg, sets); err != nil {
+		return err
+	}
 	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps, *checkEvery)
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps,
+	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "search": sc,
 		"check_every": sc.CheckEvery, "tf32": useTF32, "device": b.Name()}
 	var rows []string
 	for _, p := range strings.Split(*parts, ",") {
@@ -197,6 +202,8 @@ func loadWeights(b model.Backend, path string) (*model.Model, *model.WeightsFile
 }
 
 // checkEveryUsage is the help text of --check-every.
+const searchSetUsage = "override one search setting of the weights' config, key=value (repeatable): --set search.sigma=1 --set search.lr=0.3 (search.* only)"
+
 const checkEveryUsage = "gradient search: hard-program check (selection, early exit) every N steps and at the last (default: the config's; 1 = every step)"
 
 // searchFlags applies --starts, --search-steps and --check-every (0 keeps

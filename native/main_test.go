@@ -69,6 +69,22 @@ func TestCLIEndToEnd(t *testing.T) {
 	if string(raw["check_every"]) != "1" || string(raw["tf32"]) != "false" {
 		t.Errorf("eval --json: check_every %s, tf32 %s; want 1 and false (no TF32 on the CPU)", raw["check_every"], raw["tf32"])
 	}
+	// --set changes search settings of trained weights, and nothing else.
+	out2 := mustRun(t, "eval", "--weights", w, "--tasks", "1", "--starts", "2", "--search-steps", "2", "--parts", "ood",
+		"--set", "search.sigma=0.8", "--set", "search.lr=0.2", "--json")
+	var raw2 struct {
+		Search model.SearchConfig `json:"search"`
+	}
+	if err := json.Unmarshal([]byte(out2), &raw2); err != nil || raw2.Search.Sigma != 0.8 || raw2.Search.LR != 0.2 || raw2.Search.Starts != 2 {
+		t.Errorf("eval --set search.sigma=0.8 --set search.lr=0.2 --starts 2: search %+v (%v)", raw2.Search, err)
+	}
+	for _, c := range []struct{ set, want string }{
+		{"train.lr=1", "only search.*"}, {"K=8", "only search.*"}, {"search.sigma=-1", "search.sigma"}, {"search.nope=1", "nope"},
+	} {
+		if code, _, errs := runCLI(t, "eval", "--weights", w, "--tasks", "1", "--set", c.set); code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("eval --set %s: exit %d, stderr %q; want 2 and %q", c.set, code, errs, c.want)
+		}
+	}
 	rep = map[string]map[string]any{}
 	for _, k := range []string{"id", "ood"} {
 		var m map[string]any

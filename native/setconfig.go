@@ -70,3 +70,20 @@ func applySets(cfg model.Config, sets []string) (model.Config, error) {
 	}
 	return c, nil
 }
+
+// applySearchSets applies --set overrides to the search section of a trained
+// model's config (eval, solve, curve): only search.* keys are allowed,
+// since every other field is fixed by the weights.
+func applySearchSets(cfg model.Config, sets []string) (model.SearchConfig, error) {
+	for _, s := range sets {
+		key, _, _ := strings.Cut(s, "=")
+		if !strings.HasPrefix(strings.TrimSpace(key), "search.") {
+			return model.SearchConfig{}, fmt.Errorf("--set %s: only search.* fields can be changed for trained weights (e.g. search.sigma=1)", s)
+		}
+	}
+	c, err := applySets(cfg, sets)
+	if err != nil {
+		return model.SearchConfig{}, err
+	}
+	return c.Search, nil
+}

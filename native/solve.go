@@ -38,6 +38,8 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per task")
 	maxSeqs := fs.Int("max-seqs", 8192, "most sequences (tasks × starts × pairs) searched in one batch")
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
+	var sets setFlags
+	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -65,6 +67,9 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	setTF32(b, *tf32)
 	m, _, err := loadWeights(b, *weights)
 	if err != nil {
+		return err
+	}
+	if m.Cfg.Search, err = applySearchSets(m.Cfg, sets); err != nil {
 		return err
 	}
 	sc, err := searchFlags(m.Cfg.Search, *starts, *searchSteps, *checkEvery)
