@@ -1,6 +1,8 @@
 // The learned language: what each symbol of a trained model does when run
-// alone, recognised against the suite's primitives, and how the inductor
-// writes the training programs with those symbols.
+// alone, recognised against the suite's primitives, how the inductor
+// writes the training programs with those symbols, and how the split's
+// OOD programs compose from them (and whether the interpreter runs those
+// compositions right).
 
 package model
 
@@ -32,10 +34,21 @@ type ProgramUse struct {
 	Tasks   int     `json:"tasks"`
 }
 
+// Composition is how an out-of-distribution program can be written in a
+// learned language: the shortest sequence of used symbols whose recognised
+// effects, composed, equal the program on the probe inputs, and how often
+// the interpreter running that symbol program gets the program's output.
+type Composition struct {
+	Program string  `json:"program"` // an OOD program of the split
+	Symbols []int   `json:"symbols"` // nil: no sequence of recognised symbols of at most T makes it
+	Exact   float64 `json:"exact"`   // fraction of probe inputs the interpreter gets exactly right
+}
+
 // Language is a learned language summary.
 type Language struct {
 	Symbols  []SymbolEffect `json:"symbols"`
 	Programs []ProgramUse   `json:"programs"`
+	OOD      []Composition  `json:"ood"`
 }
 
 // effectCandidates lists the programs a symbol's effect is matched against:
@@ -138,6 +151,7 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 	}
 	out := s.Run(progs, xs)
 	cands := effectCandidates()
+	var effects []Program // the best-matching candidate of each symbol of syms
 	want := make([]int32, SeqLen)
 	for si, k := range syms {
 		o := out[si*probes*SeqLen : (si+1)*probes*SeqLen]
@@ -154,6 +168,7 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 				bestC, bestN = ci, n
 			}
 		}
+		effects = append(effects, cands[bestC])
 		e := SymbolEffect{Symbol: k, Uses: uses[k], Match: float64(bestN) / float64(probes),
 			Input: append([]int32(nil), x[:SeqLen]...), Output: append([]int32(nil), o[:SeqLen]...)}
 		name := cands[bestC].String()
@@ -167,6 +182,112 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 		}
 		lang.Symbols = append(lang.Symbols, e)
 	}
+	var known []int
+	var knownEff []Program
+	for i, e := range lang.Symbols {
+		if e.Effect != "unrecognised" && e.Effect != "identity" {
+			known, knownEff = append(known, syms[i]), append(knownEff, effects[i])
+		}
+	}
+	lang.OOD = composeOOD(s, split, known, knownEff, x, probes)
 	sort.SliceStable(lang.Symbols, func(i, j int) bool { return lang.Symbols[i].Uses > lang.Symbols[j].Uses })
 	return lang, nil
+}
+
+// composeLimit bounds the breadth-first search over symbol sequences (the
+// number of distinct functions kept).
+const composeLimit = 20000
+
+// composeOOD writes each OOD program of split as the shortest sequence (at
+// most T) of the given symbols whose effects compose to it on the probe
+// inputs x, then runs that symbol program through the interpreter on x.
+func composeOOD(s *Searcher, split Split, syms []int, eff []Program, x []int32, probes int) []Composition {
+	cfg := s.M.Cfg
+	targets := Programs(split, PartOOD)
+	out := make([]Composition, len(targets))
+	n := probes * SeqLen
+	key := func(v []int32) string {
+		b := make([]byte, len(v))
+		for i, c := range v {
+			b[i] = byte(c)
+		}
+		return string(b)
+	}
+	want := make([]string, len(targets))
+	for i, t := range targets {
+		out[i].Program = t.String()
+		y := make([]int32, n)
+		for j := 0; j < probes; j++ {
+			t.Apply(y[j*SeqLen:(j+1)*SeqLen], x[j*SeqLen:(j+1)*SeqLen])
+		}
+		want[i] = key(y)
+	}
+	// Breadth-first over functions: each level applies one more symbol.
+	type node struct {
+		y    []int32
+		path []int
+	}
+	seen := map[string]bool{key(x): true}
+	level := []node{{y: x}}
+	found, left := map[string][]int{}, len(targets)
+	for depth := 1; depth <= cfg.T && left > 0 && len(level) > 0; depth++ {
+		var next []node
+		for _, nd := range level {
+			for si, sym := range syms {
+				y := make([]int32, n)
+				for j := 0; j < probes; j++ {
+					eff[si].Apply(y[j*SeqLen:(j+1)*SeqLen], nd.y[j*SeqLen:(j+1)*SeqLen])
+				}
+				k := key(y)
+				if seen[k] || len(seen) >= composeLimit {
+					continue
+				}
+				seen[k] = true
+				path := append(append([]int(nil), nd.path...), sym)
+				for i := range targets {
+					if want[i] == k && found[want[i]] == nil {
+						found[want[i]] = path
+						left--
+					}
+				}
+				next = append(next, node{y, path})
+			}
+		}
+		level = next
+	}
+	var progs [][]int
+	var idx []int
+	for i := range targets {
+		p := found[want[i]]
+		if p == nil {
+			continue
+		}
+		out[i].Symbols = p
+		prog := make([]int, cfg.T) // symbols first, then SKIPs
+		copy(prog, p)
+		for j := 0; j < probes; j++ {
+			progs = append(progs, prog)
+		}
+		idx = append(idx, i)
+	}
+	if len(progs) == 0 {
+		return out
+	}
+	xs := make([]int32, 0, len(progs)*SeqLen)
+	for range idx {
+		xs = append(xs, x...)
+	}
+	got := s.Run(progs, xs)
+	yt := make([]int32, SeqLen)
+	for c, i := range idx {
+		ok := 0
+		for j := 0; j < probes; j++ {
+			targets[i].Apply(yt, x[j*SeqLen:(j+1)*SeqLen])
+			if slices.Equal(yt, got[(c*probes+j)*SeqLen:(c*probes+j+1)*SeqLen]) {
+				ok++
+			}
+		}
+		out[i].Exact = float64(ok) / float64(probes)
+	}
+	return out
 }

@@ -1,5 +1,7 @@
 // native language: prints the learned language of a weights file: what each
-// used symbol does alone, and how the inductor writes each training program.
+// used symbol does alone, how the inductor writes each training program, and
+// how each OOD program composes from the recognised symbols (with how often
+// the interpreter runs that composition right).
 
 package main
 
@@ -61,6 +63,14 @@ func cmdLanguage(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\n%-16s %-28s %s\n", "program", "induced symbols (no SKIPs)", "share of its tasks")
 	for _, p := range lang.Programs {
 		fmt.Fprintf(stdout, "%-16s %-28s %.2f of %d\n", p.Program, fmt.Sprint(p.Symbols), p.Share, p.Tasks)
+	}
+	fmt.Fprintf(stdout, "\n%-16s %-32s %s\n", "OOD program", "composed of symbols", "interpreter exact on the probes")
+	for _, c := range lang.OOD {
+		if c.Symbols == nil {
+			fmt.Fprintf(stdout, "%-16s %-32s -\n", c.Program, "(no composition of recognised symbols)")
+			continue
+		}
+		fmt.Fprintf(stdout, "%-16s %-32s %.0f%%\n", c.Program, fmt.Sprint(c.Symbols), 100*c.Exact)
 	}
 	return nil
 }

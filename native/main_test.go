@@ -180,6 +180,11 @@ func TestCLILanguage(t *testing.T) {
 			Program string
 			Symbols []int
 		}
+		OOD []struct {
+			Program string
+			Symbols []int
+			Exact   float64
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &lang); err != nil {
 		t.Fatalf("language --json: %v\n%s", err, out)
@@ -200,6 +205,44 @@ func TestCLILanguage(t *testing.T) {
 		}
 		if len(p.Symbols) != k {
 			t.Errorf("%s written as %v, want %d copies of symbol %d", p.Program, p.Symbols, k, rot)
+		}
+	}
+	// The OOD shifts 6..10 compose as k copies of the rotate symbol (the shortest
+	// composition), and this model runs them right on most probe inputs.
+	if len(lang.OOD) != 5 {
+		t.Fatalf("%d OOD compositions, want rotl 6..10: %s", len(lang.OOD), out)
+	}
+	for i, c := range lang.OOD {
+		k := 6 + i
+		if c.Program != fmt.Sprintf("rotl %d", k) || len(c.Symbols) != k || slices.ContainsFunc(c.Symbols, func(v int) bool { return v != rot }) {
+			t.Errorf("OOD %s composed as %v, want %d copies of symbol %d", c.Program, c.Symbols, k, rot)
+		}
+		if c.Exact < 0.75 {
+			t.Errorf("OOD %s as %v: interpreter exact on %.2f of the probes, want most", c.Program, c.Symbols, c.Exact)
+		}
+	}
+}
+
+// TestCLILanguageNoComposition: a shift-l model (one rotate-by-one symbol)
+// probed with comp-i cannot write comp-i's OOD programs (each needs a value
+// map or a reflection), so every composition is reported as missing.
+func TestCLILanguageNoComposition(t *testing.T) {
+	out := mustRun(t, "language", "--weights", "../weights/shift-l.nliw.sz", "--split", "comp-i", "--tasks", "8", "--probes", "8", "--json", "--workers", "1")
+	var lang struct {
+		OOD []struct {
+			Program string
+			Symbols []int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &lang); err != nil {
+		t.Fatalf("language --json: %v\n%s", err, out)
+	}
+	if len(lang.OOD) < 30 {
+		t.Fatalf("%d comp-i OOD programs listed: %s", len(lang.OOD), out)
+	}
+	for _, c := range lang.OOD {
+		if c.Symbols != nil {
+			t.Errorf("comp-i OOD %s composed as %v from a language of rotations", c.Program, c.Symbols)
 		}
 	}
 }
