@@ -219,7 +219,7 @@ class NLI(nn.Module):
             h = h + b(F.gelu(a(torch.cat([ln(h), v], -1))))
         return s.out(F.gelu(s.lno(h)))
 
-    def execute(s, x, z, tau_d, noise=True, hard=False, st_state=False, eps=0.0):
+    def execute(s, x, z, tau_d, noise=True, hard=False, st_state=False, eps=0.0, instr=None):
         """x (..., L) ints; z (..., T, K) relaxed program -> log pi_T (..., L, V).
         st_state: the carried state is straight-through (hard one-hot forward, soft gradient); the
         returned distribution is then the relaxed (soft) output of the last executed step, given
@@ -228,7 +228,8 @@ class NLI(nn.Module):
         pi = F.one_hot(x, V).float()
         po = pi
         st_state = st_state and not hard
-        instr = z @ s.Ev                                             # (..., T, dv)
+        if instr is None:                                            # instr: given (symbol splitting)
+            instr = z @ s.Ev                                         # (..., T, dv)
         cond = s._cond(instr)
         for t in range(s.T):
             st = (pi @ s.Eio + s.P).flatten(-2)                       # (..., L*ds)
@@ -341,6 +342,72 @@ def gnorm(ps):
     return torch.stack(g).norm().item() if g else 0.0
 
 
+def split_symbol(model, opt, a, x, y, idx, td, step):
+    """Gradient-guided symbol splitting (like re-seeding a dead code of a VQ codebook, with the LBG
+    split along the direction the data disagrees most). Picks the used symbol A whose tasks carry the
+    most NLL, the gradient of each of those tasks' NLL with respect to its instruction embedding, and
+    the top principal direction u of those gradients; tasks on either side of the median projection
+    want A to move opposite ways. A dead symbol D becomes A - eta*u (A becomes A + eta*u), and the head's
+    output row of D becomes A's plus a linear discriminant of the two sides' head features, so the
+    inductor routes one side to D. Adam state of the changed rows is reset. Returns a log record."""
+    K = model.K
+    with torch.no_grad():
+        lg, e = loo_logits(model, x, y)                              # (B, m, T, K)
+        am = lg.argmax(-1)                                           # (B, m, T)
+        used = torch.bincount(am.flatten(), minlength=K)
+    dead = [k for k in range(1, K) if used[k] == 0]
+    if not dead:
+        return dict(kind="split", step=step, skipped="no dead symbol")
+    z = F.one_hot(am, K).float()
+    instr = (z @ model.Ev).detach().requires_grad_(True)            # (B, m, T, dv)
+    lp = model.execute(x, z, td, noise=False, instr=instr)
+    nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1)           # (B, m)
+    g, = torch.autograd.grad(nll.sum(), instr)                       # per (b, i, t): d nll_bi / d instr_bit
+    nl = nll.detach()
+    cost = torch.zeros(K, device=x.device)
+    for k in range(1, K):
+        on = (am == k).any(-1)
+        cost[k] = nl[on].sum() if on.any() else 0.0
+    if float(cost.max()) <= 0:
+        return dict(kind="split", step=step, skipped="no symbol but SKIP in use")
+    A = int(cost.argmax())
+    sel = am == A                                                    # (B, m, T): the slots holding A
+    G = g[sel]                                                       # (n, dv)
+    if G.shape[0] < 8:
+        return dict(kind="split", step=step, skipped=f"symbol {A} in {G.shape[0]} slots")
+    Gc = G - G.mean(0, keepdim=True)
+    _, sv, vh = torch.linalg.svd(Gc, full_matrices=False)
+    u = vh[0]                                                        # (dv,)
+    proj = G @ u
+    plus = proj > proj.median()                                      # these want instr to move along -u
+    with torch.no_grad():
+        eb = (e.sum(1, keepdim=True) - e) / (e.shape[1] - 1)           # leave-one-out pooled, as in training
+        h = model.head[1](model.head[0](eb))                         # the head's hidden features (B, m, T, d)
+        hs = h[sel]
+        mp, mm = hs[plus].mean(0), hs[~plus].mean(0)
+        w = mp - mm
+        w2 = (w * w).sum().clamp_min(1e-8)
+        mid = (mp + mm) / 2
+        D = dead[0]
+        ea = model.Ev[A].clone()
+        model.Ev[D] = ea - a.split_eta * ea.norm() * u
+        model.Ev[A] = ea + a.split_eta * ea.norm() * u
+        out = model.head[2]
+        out.weight[D] = out.weight[A] + a.split_alpha * w / w2
+        out.bias[D] = out.bias[A] - a.split_alpha * (w @ mid) / w2
+        for prm, rows in ((model.Ev, [A, D]), (out.weight, [D]), (out.bias, [D])):
+            st = opt.state.get(prm, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st:
+                    st[key][rows] = 0
+    cls = idx.to(x.device)[:, None, None].expand_as(am)[sel]
+    names = [prog_name(p) for p in programs(a.split, "train")]
+    side = lambda m_: dict(collections.Counter(names[c] for c in cls[m_].tolist()).most_common())
+    return dict(kind="split", step=step, symbol=A, new=D, slots=int(G.shape[0]), cost=round(float(cost[A]), 1),
+                top_share=round(float(sv[0] ** 2 / (sv ** 2).sum()), 3),
+                to_new=side(plus), stay=side(~plus))
+
+
 def train(model, a, device, log_every):
     opt, (enc, head, rest) = make_optimizer(model, a)
     gen = torch.Generator().manual_seed(a.data_seed)
@@ -364,6 +431,9 @@ def train(model, a, device, log_every):
         for g in opt.param_groups:
             g["lr"] = a.lr * g["lr_mult"] * lrf
         x, y, idx = sample_tasks(a.split, "train", a.B, a.m, gen, device)
+        if (a.split_every > 0 and step >= a.split_start and step % a.split_every == 0
+                and f < a.split_end):
+            print(json.dumps(split_symbol(model, opt, a, x, y, idx, td, step)), flush=True)
         logits, e = loo_logits(model, x, y)
         pn = min(1.0, f / a.noise_ramp) if a.noise_ramp > 0 else True       # program-noise scale
         sn = a.state_noise * (min(1.0, f / a.snoise_ramp) if a.snoise_ramp > 0 else 1)
@@ -559,6 +629,13 @@ def parse(argv=None):
     A("--wta_frac", type=float, default=1.0, help="use --wta for this fraction of training, then one sample")
     A("--wta_ce", type=float, default=0.0,
       help="with --wta: add this x T x cross-entropy of the inductor's logits to the winning sample's symbols")
+    A("--split_every", type=int, default=0,
+      help="gradient-guided symbol splitting every N steps (0: off): a dead symbol takes over half of the "
+           "tasks of the costliest symbol, split along their instruction gradients")
+    A("--split_start", type=int, default=1500, help="first step that may split")
+    A("--split_end", type=float, default=0.7, help="no splits after this fraction of training")
+    A("--split_eta", type=float, default=0.25, help="split: each side moves by eta x |Ev[A]| along the gradient direction")
+    A("--split_alpha", type=float, default=4.0, help="split: logit margin (x 1/2) of the head's discriminant at the side means")
     A("--skip_bias", type=float, default=0.0, help="added to the SKIP logit bias at init")
     A("--curr_t0", type=int, default=0, help="short-program curriculum: start with this many active slots (0: off)")
     A("--curr_frac", type=float, default=0.3, help="active slots grow linearly to T over this fraction")
