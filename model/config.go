@@ -73,6 +73,13 @@ type TrainConfig struct {
 	// parameters before the head: embeddings, slots, blocks, final
 	// LayerNorm); 0 (unset) means 1.
 	EncLRMult float64 `json:"enc_lr_mult,omitempty"`
+	// LRDecayFrom starts a cosine decay of the learning rate at this
+	// fraction of the run: after it the rate is lr·(m + (1−m)·½(1 + cos πp)),
+	// p = (f − LRDecayFrom)/(1 − LRDecayFrom), m = LRMin, reaching lr·LRMin
+	// at the end of the run; 0 (unset) means a constant rate (SPEC §3).
+	LRDecayFrom float64 `json:"lr_decay_from,omitempty"`
+	// LRMin is the decay's end factor (0 with LRDecayFrom set: 0.1).
+	LRMin     float64 `json:"lr_min,omitempty"`
 	LogEvery  int     `json:"log_every"`  // metrics line every N steps
 	SaveEvery int     `json:"save_every"` // checkpoint every N steps
 }
@@ -211,6 +218,10 @@ func (c Config) Validate() error {
 		}
 	}
 	frac("train.lambda_warm", t.LambdaWarm)
+	if !(t.LRDecayFrom >= 0 && t.LRDecayFrom < 1) {
+		errs = append(errs, fmt.Errorf("config: train.lr_decay_from = %g, must be a fraction of the run in [0, 1) (0: off)", t.LRDecayFrom))
+	}
+	frac("train.lr_min", t.LRMin)
 	frac("train.noise_ramp", t.NoiseRamp)
 	if !(t.HeadLRMult >= 0) || math.IsInf(t.HeadLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.head_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.HeadLRMult))

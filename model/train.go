@@ -135,6 +135,14 @@ func (tr *Trainer) Schedule(step int) Schedule {
 	if c.Warmup > 0 {
 		s.LR *= min(1, float64(step+1)/float64(c.Warmup))
 	}
+	if c.LRDecayFrom > 0 && f > c.LRDecayFrom {
+		lo := c.LRMin
+		if lo == 0 {
+			lo = 0.1
+		}
+		p := min(1, (f-c.LRDecayFrom)/(1-c.LRDecayFrom))
+		s.LR *= lo + (1-lo)*0.5*(1+math.Cos(math.Pi*p))
+	}
 	if c.LambdaWarm > 0 {
 		s.Lambda *= min(1, f/c.LambdaWarm)
 	}

@@ -227,6 +227,36 @@ func TestScheduleRecipe(t *testing.T) {
 	}
 }
 
+// TestScheduleLRDecay: train.lr_decay_from holds the rate until that
+// fraction of the run, then decays it along a cosine towards lr·lr_min.
+func TestScheduleLRDecay(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Train.LRDecayFrom, cfg.Train.LRMin = 0.5, 0.2
+	tr := newTestTrainer(t, NewCPU(1), cfg, 10, 0)
+	lr := cfg.Train.LR
+	cosAt := func(p float64) float64 { return lr * (0.2 + 0.8*0.5*(1+math.Cos(math.Pi*p))) }
+	for _, c := range []struct {
+		step int
+		want float64
+	}{{0, lr}, {5, lr}, {6, cosAt(0.2)}, {9, cosAt(0.8)}} {
+		if got := tr.Schedule(c.step).LR; !closeTo(got, c.want, 0, 1e-15) {
+			t.Errorf("step %d: lr %g, want %g", c.step, got, c.want)
+		}
+	}
+	cfg.Train.LRMin = 0 // unset: 0.1
+	tr = newTestTrainer(t, NewCPU(1), cfg, 10, 0)
+	if got, want := tr.Schedule(9).LR, lr*(0.1+0.9*0.5*(1+math.Cos(math.Pi*0.8))); !closeTo(got, want, 0, 1e-15) {
+		t.Errorf("lr_min unset, step 9: lr %g, want %g", got, want)
+	}
+	for _, bad := range []struct{ from, min float64 }{{1, 0.1}, {-0.1, 0.1}, {0.5, 1.5}, {math.NaN(), 0}} {
+		c := smallConfig()
+		c.Train.LRDecayFrom, c.Train.LRMin = bad.from, bad.min
+		if err := c.Validate(); err == nil {
+			t.Errorf("lr_decay_from %g, lr_min %g: accepted", bad.from, bad.min)
+		}
+	}
+}
+
 // TestHeadLRMult: on the first AdamW step every update is ±lr (m̂/√v̂ =
 // sign g), so with head_lr_mult (enc_lr_mult) the head's (the encoder's)
 // parameters move mult times as far as without it, and every interpreter
