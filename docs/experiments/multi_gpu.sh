@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run several sweeps at once, one per GPU of a host, and pack what comes back into few files.
+#
+#   bash docs/experiments/multi_gpu.sh JOB [JOB ...]
+#
+# JOB is KIND:LIST[:FIRST-LAST], run on GPU i (the i-th JOB, counting from 0, modulo the GPUs seen):
+#   sweep:docs/experiments/sweep10.txt:1-4         recipe.py runs (docs/experiments/sweep.sh), P=4
+#   go:docs/experiments/go/sweep_go5.txt:1-3       Go-trainer runs (docs/experiments/go_sweep.sh), P=3
+#   check:PATH/TO/nli_torch.py                     native/gpu_kernels_check.sh (CUDA tests + benchmark)
+# Environment: OUT (default ./out), P_SWEEP=4, P_GO=3, MAX_SEQS=8192 (Go evaluations beside others),
+# and anything sweep.sh / go_sweep.sh read (TIMEOUT, DEADLINE, ...).
+#
+# At the end $OUT holds results.tar.xz (every job's summary.txt and all_logs.txt, and the check's
+# logs and fresh PTX), the Go runs' weights as NN_NAME.nliw.sz (the final weights, or the checkpoint
+# of a run stopped by its time limit; at most KEEP_WEIGHTS=6 files, since the device machine brings
+# back 8 files of 16 MB), and the summaries are printed last.
+set -u
+[ $# -ge 1 ] || { sed -n '2,16p' "$0"; exit 2; }
+OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-6}
+export MAX_SEQS=${MAX_SEQS:-8192}
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
+mkdir -p "$OUT"
+N=$(nvidia-smi -L 2>/dev/null | wc -l); (( N > 0 )) || N=1
+nvidia-smi -L 2>/dev/null
+i=0
+for job in "$@"; do
+  IFS=: read -r kind list range <<< "$job"
+  gpu=$(( i % N )); name=j$i; i=$((i + 1))
+  case $kind in
+    sweep) (CUDA_VISIBLE_DEVICES=$gpu P=$P_SWEEP OUT=$OUT/$name bash docs/experiments/sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
+    go) (CUDA_VISIBLE_DEVICES=$gpu P=$P_GO OUT=$OUT/$name RUNS_KEEP=/tmp/multi_gpu_$name bash docs/experiments/go_sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
+    check) (CUDA_VISIBLE_DEVICES=$gpu OUT=$OUT/$name timeout 560 bash native/gpu_kernels_check.sh "$list" > "$OUT/$name.txt" 2>&1; echo "check rc $?" >> "$OUT/$name.txt") & ;;
+    *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, check)" >&2; exit 2 ;;
+  esac
+  echo "job $name on GPU $gpu: $job"
+done
+wait
+kept=0
+for d in /tmp/multi_gpu_j*/runs*/*/; do
+  [ -d "$d" ] || continue
+  w=$d/model.nliw.sz; [ -f "$w" ] || w=$d/checkpoint.nliw.sz
+  if [ -f "$w" ] && (( kept < KEEP_WEIGHTS )); then cp "$w" "$OUT/$(basename "$d").nliw.sz"; kept=$((kept + 1)); fi
+done
+cd "$OUT" || exit 1
+parts=$(ls -d j* 2>/dev/null)
+tar cJf results.tar.xz $parts && rm -rf $parts
+ls -la "$OUT"
+for j in $(tar tJf results.tar.xz | grep -E '^j[0-9]+/summary.txt$'); do echo "== $j"; tar xJf results.tar.xz -O "$j" | cut -c1-200; done
+tar xJf results.tar.xz -O $(tar tJf results.tar.xz | grep -E '^j[0-9]+\.txt$') 2>/dev/null | grep -E '^(training:|search:|check rc|--- FAIL)' || true
