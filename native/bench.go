@@ -42,7 +42,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	checkEvery := fs.Int("check-every", 0, checkEveryUsage)
 	fold := fs.Bool("fold", true, "search with the interpreter's folded first layer (false = its training form, for comparison)")
 	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
-	fastGELU := fs.Bool("fast-gelu", false, "search with GELU and its backward in float32 (cuda only; a few float32 ulps from the float64 default)")
+	fastGELU := fs.Bool("fast-gelu", true, "search with "+fastGELUUsage+"; training is always float64 GELU here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {

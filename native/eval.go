@@ -51,6 +51,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	var sets setFlags
 	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
+	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +66,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	useTF32 := setTF32(b, *tf32)
+	useFastGELU := setFastGELU(b, *fastGELU)
 	m, wf, err := loadWeights(b, *weights)
 	if err != nil {
 		return err
@@ -81,7 +83,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "search": sc,
-		"check_every": sc.CheckEvery, "tf32": useTF32, "device": b.Name()}
+		"check_every": sc.CheckEvery, "tf32": useTF32, "fast_gelu": useFastGELU, "device": b.Name()}
 	var rows []string
 	for _, p := range strings.Split(*parts, ",") {
 		part, err := model.ParsePart(strings.TrimSpace(p))
@@ -108,7 +110,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, r)
 	}
 	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, hard check every %d steps, device %s%s)\n",
-		*weights, sc.Starts, sc.Steps, sc.CheckEvery, b.Name(), map[bool]string{true: ", TF32"}[useTF32])
+		*weights, sc.Starts, sc.Steps, sc.CheckEvery, b.Name(), map[bool]string{true: ", TF32"}[useTF32]+map[bool]string{true: ", float32 GELU"}[useFastGELU])
 	return nil
 }
 

@@ -41,6 +41,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	var sets setFlags
 	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
+	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +66,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	setTF32(b, *tf32)
+	setFastGELU(b, *fastGELU)
 	m, _, err := loadWeights(b, *weights)
 	if err != nil {
 		return err
