@@ -1,7 +1,8 @@
 // native convert: turns a raw weights bundle exported from the PyTorch
 // reference (docs/experiments/export_torch.py: weights.json + weights.bin)
 // into a .nliw.sz weights file, checking every name and shape against the
-// config.
+// config; or, with --weights and --set, rewrites a weights file's search
+// settings.
 
 package main
 
@@ -13,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nli-go/nli/model"
@@ -39,8 +41,20 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	cfgName := fs.String("config", "default", "config preset or JSON file the weights belong to")
 	out := fs.String("out", "", "output .nliw.sz file (required)")
 	f16 := fs.Bool("f16", false, "store float16 on disk")
+	from := fs.String("weights", "", "instead of --bundle: a .nliw.sz file whose search settings --set changes (tensors, provenance and hash kept)")
+	var sets setFlags
+	fs.Var(&sets, "set", "with --weights: "+searchSetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *from != "" {
+		if *dir != "" || *out == "" || len(sets) == 0 {
+			return fmt.Errorf("--weights takes --out and at least one --set, and no --bundle")
+		}
+		return rewriteSearch(*from, *out, sets, *f16, stdout)
+	}
+	if len(sets) > 0 {
+		return fmt.Errorf("--set goes with --weights (a trained file), not --bundle (use --config for the bundle's config)")
 	}
 	if *dir == "" || *out == "" {
 		return fmt.Errorf("--bundle and --out are required")
@@ -104,5 +118,34 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d tensors, %s)\n", *out, len(ts), dt)
+	return nil
+}
+
+// rewriteSearch writes the weights file in with its config's search section
+// changed by sets (search.* keys only), everything else as it was.
+func rewriteSearch(in, out string, sets []string, f16 bool, stdout io.Writer) error {
+	wf, err := model.ReadWeightsFile(in)
+	if err != nil {
+		return err
+	}
+	cfg, err := model.ParseConfig(wf.Config)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	if cfg.Search, err = applySearchSets(cfg, sets); err != nil {
+		return err
+	}
+	if wf.Config, err = json.Marshal(cfg); err != nil {
+		return err
+	}
+	wf.Provenance.Command += fmt.Sprintf("; search settings changed by native convert --set %s", strings.Join(sets, " --set "))
+	dt := model.DTypeF32
+	if f16 {
+		dt = model.DTypeF16
+	}
+	if err := model.WriteWeightsFile(out, wf, dt); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (search: lr %g, sigma %g, %d starts × %d steps)\n", out, cfg.Search.LR, cfg.Search.Sigma, cfg.Search.Starts, cfg.Search.Steps)
 	return nil
 }

@@ -1,9 +1,10 @@
 // Tests of --set config overrides: values of every JSON kind, nested keys,
-// and errors that name the key.
+// errors that name the key, and convert --weights --set.
 
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,5 +64,56 @@ func TestTrainSetFlag(t *testing.T) {
 	code := run([]string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--resume", "--set", "K=8"}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "--set with --resume") {
 		t.Fatalf("--set with --resume: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestConvertSearchSettings: convert --weights --set rewrites only the
+// search section of a weights file; the tensors, their hash and the rest of
+// the config stay, and bad combinations are refused.
+func TestConvertSearchSettings(t *testing.T) {
+	dir := t.TempDir()
+	in, out := "../weights/shift-l.nliw.sz", filepath.Join(dir, "w.nliw.sz")
+	mustRun(t, "convert", "--weights", in, "--set", "search.lr=0.3", "--set", "search.sigma=0.75", "--out", out)
+	a, err := model.ReadWeightsFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.ReadWeightsFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := model.ParseConfig(a.Config)
+	cb, err := model.ParseConfig(b.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ca
+	want.Search.LR, want.Search.Sigma = 0.3, 0.75
+	if cb != want {
+		t.Errorf("config after convert --set:\n%+v\nwant\n%+v", cb, want)
+	}
+	if a.SHA256 != b.SHA256 || len(a.Tensors) != len(b.Tensors) || a.Provenance.Seed != b.Provenance.Seed {
+		t.Errorf("tensors or provenance changed: sha %s → %s", a.SHA256, b.SHA256)
+	}
+	if !strings.Contains(b.Provenance.Command, "search.lr=0.3") {
+		t.Errorf("provenance command %q does not record the change", b.Provenance.Command)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"convert", "--weights", in, "--out", out}, "at least one --set"},
+		{[]string{"convert", "--weights", in, "--set", "train.lr=1", "--out", out}, "only search.*"},
+		{[]string{"convert", "--weights", in, "--set", "search.lr=0", "--out", out}, "search.lr"},
+		{[]string{"convert", "--bundle", dir, "--set", "search.lr=1", "--out", out}, "--set goes with --weights"},
+		{[]string{"convert", "--weights", filepath.Join(dir, "none.nliw.sz"), "--set", "search.lr=1", "--out", out}, "none.nliw.sz"},
+	} {
+		if code, _, errs := runCLI(t, c.args...); code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("native %v: exit %d, stderr %q; want 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+	// A refused rewrite leaves the earlier output as it was.
+	if c, err := model.ReadWeightsFile(out); err != nil || c.SHA256 != a.SHA256 {
+		t.Errorf("output after refused rewrites: %v", err)
 	}
 }
