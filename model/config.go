@@ -79,9 +79,18 @@ type TrainConfig struct {
 	// at the end of the run; 0 (unset) means a constant rate (SPEC §3).
 	LRDecayFrom float64 `json:"lr_decay_from,omitempty"`
 	// LRMin is the decay's end factor (0 with LRDecayFrom set: 0.1).
-	LRMin     float64 `json:"lr_min,omitempty"`
-	LogEvery  int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery int     `json:"save_every"` // checkpoint every N steps
+	LRMin float64 `json:"lr_min,omitempty"`
+	// SplitEvery runs a gradient-guided symbol split (split.go) every N
+	// steps from step SplitStart while the run's fraction done is below
+	// SplitEnd; 0 (unset) means never. SplitEta (default 0.25) and
+	// SplitAlpha (default 4) size the split.
+	SplitEvery int     `json:"split_every,omitempty"`
+	SplitStart int     `json:"split_start,omitempty"`
+	SplitEnd   float64 `json:"split_end,omitempty"`
+	SplitEta   float64 `json:"split_eta,omitempty"`
+	SplitAlpha float64 `json:"split_alpha,omitempty"`
+	LogEvery   int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
@@ -222,6 +231,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.lr_decay_from = %g, must be a fraction of the run in [0, 1) (0: off)", t.LRDecayFrom))
 	}
 	frac("train.lr_min", t.LRMin)
+	if t.SplitEvery < 0 || t.SplitStart < 0 {
+		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))
+	}
+	frac("train.split_end", t.SplitEnd)
+	if !(t.SplitEta >= 0 && t.SplitEta <= 10) || !(t.SplitAlpha >= 0 && t.SplitAlpha <= 100) {
+		errs = append(errs, fmt.Errorf("config: train.split_eta = %g (want 0..10), train.split_alpha = %g (want 0..100); 0 means the default", t.SplitEta, t.SplitAlpha))
+	}
 	frac("train.noise_ramp", t.NoiseRamp)
 	if !(t.HeadLRMult >= 0) || math.IsInf(t.HeadLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.head_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.HeadLRMult))

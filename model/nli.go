@@ -262,11 +262,21 @@ func (m *Model) filmTerms(tp *Tape, instr *Tensor, l int) (g1, beta *Tensor) {
 // before its GELU; the FiLM terms depend only on the program, so they too
 // are computed once for all steps.
 func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
+	return m.executeInstr(tp, x, z, nil, tauD, noise, hard, f)
+}
+
+// executeInstr is execute with the instruction embeddings instr (T, N, dv)
+// given instead of computed as z·E_v (nil: computed); z still gates SKIP.
+// Symbol splitting (split.go) reads the NLL's gradient with respect to a
+// given instr.
+func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
-	zT := tp.Transpose01(z)      // (T, N, K)
-	instr := tp.MatMul(zT, m.ev) // (T, N, dv)
-	var vp *Tensor               // (T, N, H): the instruction's share of layer 1
+	zT := tp.Transpose01(z) // (T, N, K)
+	if instr == nil {
+		instr = tp.MatMul(zT, m.ev) // (T, N, dv)
+	}
+	var vp *Tensor // (T, N, H): the instruction's share of layer 1
 	if f != nil {
 		vp = tp.Linear(instr, m.w1v, f.b)
 	} else {

@@ -28,6 +28,8 @@ type StepStats struct {
 	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
 	// Diag holds the step's diagnostics when Trainer.Diagnose was set (diag.go).
 	Diag *Diagnostics `json:"-"`
+	// Split reports the symbol split run before this step (train.split_every), if any.
+	Split *SplitEvent `json:"-"`
 }
 
 // Trainer owns one training run: the model, the data stream and the
@@ -233,6 +235,13 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 		b.Gumbel(tr.ns, noiseSeed(tr.Seed, tr.Step, 1))
 	}
 	tauE, tauD := sch.TauE, sch.TauD
+	var split *SplitEvent
+	if tr.splitDue(tr.Step) {
+		var err error
+		if split, err = tr.splitSymbol(tauD); err != nil {
+			return StepStats{}, fmt.Errorf("train: step %d: %w", tr.Step+1, err)
+		}
+	}
 	tp.Reset()
 	m.P.ZeroGrad()
 	loss, nll, reg := tr.Loss(tauE, tauD)
@@ -257,7 +266,7 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	}
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
-		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, Diag: diag,
+		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, Diag: diag, Split: split,
 	}
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)

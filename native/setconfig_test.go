@@ -4,7 +4,10 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,6 +67,41 @@ func TestTrainSetFlag(t *testing.T) {
 	code := run([]string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--resume", "--set", "K=8"}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "--set with --resume") {
 		t.Fatalf("--set with --resume: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestTrainSplitMetrics: with train.split_every, the step after each split
+// point is logged with its split event (made or skipped, with the reason).
+func TestTrainSplitMetrics(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "train", "--split", "comp-i", "--steps", "5", "--batch", "4", "--log-every", "100", "--out", dir, "--quiet",
+		"--set", "train.split_every=2", "--set", "train.split_start=1", "--set", "train.split_end=1")
+	data, err := os.ReadFile(filepath.Join(dir, metricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	for _, ln := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var rec struct {
+			Step  int               `json:"step"`
+			Split *model.SplitEvent `json:"split"`
+		}
+		if err := json.Unmarshal([]byte(ln), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Split != nil {
+			if rec.Split.Step != rec.Step-1 || rec.Split.Skipped == "" && rec.Split.New == 0 {
+				t.Errorf("step %d: split record %+v", rec.Step, rec.Split)
+			}
+			steps = append(steps, rec.Step)
+		}
+	}
+	if !slices.Equal(steps, []int{3, 5}) {
+		t.Errorf("split records at steps %v, want [3 5] (splits before steps 2 and 4, 0-based)", steps)
+	}
+	bad := filepath.Join(dir, "bad")
+	if code, _, errs := runCLI(t, "train", "--split", "comp-i", "--steps", "2", "--out", bad, "--set", "train.split_end=2"); code != 2 || !strings.Contains(errs, "train.split_end") {
+		t.Errorf("split_end 2: exit %d, %q", code, errs)
 	}
 }
 

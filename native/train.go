@@ -191,7 +191,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if bar != nil {
 			_ = bar.Add(1)
 		}
-		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) {
+		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) || st.Split != nil {
 			now := time.Now()
 			rec := map[string]any{
 				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
@@ -202,6 +202,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			}
 			if st.Diag != nil {
 				st.Diag.AddTo(rec)
+			}
+			if st.Split != nil {
+				rec["split"] = st.Split
 			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {
