@@ -229,7 +229,11 @@ func composeOOD(s *Searcher, split Split, syms []int, eff []Program, x []int32, 
 	}
 	seen := map[string]bool{key(x): true}
 	level := []node{{y: x}}
-	found, left := map[string][]int{}, len(targets)
+	distinct := map[string]bool{}
+	for _, w := range want {
+		distinct[w] = true
+	}
+	found, left := map[string][]int{}, len(distinct) // programs with equal outputs share one entry
 	for depth := 1; depth <= cfg.T && left > 0 && len(level) > 0; depth++ {
 		var next []node
 		for _, nd := range level {
@@ -244,11 +248,9 @@ func composeOOD(s *Searcher, split Split, syms []int, eff []Program, x []int32, 
 				}
 				seen[k] = true
 				path := append(append([]int(nil), nd.path...), sym)
-				for i := range targets {
-					if want[i] == k && found[want[i]] == nil {
-						found[want[i]] = path
-						left--
-					}
+				if distinct[k] && found[k] == nil {
+					found[k] = path
+					left--
 				}
 				next = append(next, node{y, path})
 			}
