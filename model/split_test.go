@@ -5,7 +5,6 @@
 package model
 
 import (
-	"bytes"
 	"math"
 	"slices"
 	"testing"
@@ -163,24 +162,7 @@ func TestSplitResumeBitExact(t *testing.T) {
 	c := newTestTrainer(t, b, cfg, 6, 5)
 	forceSymbol(t, c, 3)
 	first, _ := run(c, 3)
-	ck, err := c.Checkpoint(Provenance{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := EncodeWeights(&buf, ck, DTypeF32); err != nil {
-		t.Fatal(err)
-	}
-	wf, err := DecodeWeights(&buf, "ck")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ResumeTrainer(b, wf, "ck")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	rest, _ := run(r, 3)
+	rest, _ := run(resumeFromCheckpoint(t, c, b), 3)
 	if got := append(first, rest...); !slices.Equal(got, straight) {
 		t.Errorf("resumed run differs:\n%v\n%v", got, straight)
 	}

@@ -96,6 +96,30 @@ func TestResumeBitExact(t *testing.T) {
 	}
 }
 
+// resumeFromCheckpoint encodes tr's checkpoint, decodes it and resumes it
+// on b, as a stopped run and `native train --resume` do.
+func resumeFromCheckpoint(t *testing.T, tr *Trainer, b Backend) *Trainer {
+	t.Helper()
+	ck, err := tr.Checkpoint(Provenance{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := EncodeWeights(&buf, ck, DTypeF32); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := DecodeWeights(&buf, "ck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ResumeTrainer(b, wf, "ck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
 func testResumeBitExact(t *testing.T, cfg Config) {
 	b := NewCPU(2)
 	a := newTestTrainer(t, b, cfg, 6, 3)
@@ -114,22 +138,7 @@ func testResumeBitExact(t *testing.T, cfg Config) {
 		st, _ := c.TrainStep()
 		resumed = append(resumed, st.Loss, st.GradNorm)
 	}
-	ck, err := c.Checkpoint(Provenance{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := EncodeWeights(&buf, ck, DTypeF32); err != nil {
-		t.Fatal(err)
-	}
-	wf, err := DecodeWeights(&buf, "ck")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ResumeTrainer(NewCPU(1), wf, "ck") // another worker count: still bit-exact
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := resumeFromCheckpoint(t, c, NewCPU(1)) // another worker count: still bit-exact
 	for i := 0; i < 3; i++ {
 		st, _ := d.TrainStep()
 		resumed = append(resumed, st.Loss, st.GradNorm)
