@@ -82,7 +82,7 @@ type TrainConfig struct {
 	LRMin float64 `json:"lr_min,omitempty"`
 	// SplitEvery runs a gradient-guided symbol split (split.go) every N
 	// steps from step SplitStart while the run's fraction done is below
-	// SplitEnd; 0 (unset) means never. SplitEta (default 0.25) and
+	// SplitEnd; 0 (unset) means never. SplitEta (default 0.1) and
 	// SplitAlpha (default 4) size the split.
 	SplitEvery int     `json:"split_every,omitempty"`
 	SplitStart int     `json:"split_start,omitempty"`
