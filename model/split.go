@@ -270,7 +270,15 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		w2 += w[j] * w[j]
 		wmid += w[j] * (mp[j] + mm[j]) / 2
 	}
-	w2 = max(w2, 1e-8)
+	// Sides the head cannot tell apart would need a huge discriminant row.
+	scale := 0.0
+	for j := range D {
+		scale += (mp[j]*mp[j] + mm[j]*mm[j]) / 2
+	}
+	if w2 < 1e-6*scale || w2 == 0 {
+		ev.Skipped = fmt.Sprintf("symbol %d: the two sides' head features do not differ", A)
+		return ev, nil
+	}
 
 	// 5. The new parameters and reset moments.
 	ps := m.P.Export(true)
