@@ -388,7 +388,9 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
         hs = h[sel]
         mp, mm = hs[plus].mean(0), hs[~plus].mean(0)
         w = mp - mm
-        w2 = (w * w).sum().clamp_min(1e-8)
+        w2 = (w * w).sum()
+        if float(w2) < 1e-6 * float((mp * mp + mm * mm).sum() / 2) or float(w2) == 0:
+            return dict(kind="split", step=step, skipped=f"symbol {A}: the two sides' head features do not differ")
         mid = (mp + mm) / 2
         D = dead[0]
         ea = model.Ev[A].clone()
