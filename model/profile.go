@@ -6,6 +6,7 @@
 package model
 
 import (
+	"fmt"
 	"sort"
 	"time"
 )
@@ -16,11 +17,36 @@ type Profiled struct {
 	Backend
 	times map[string]time.Duration
 	calls map[string]int
+	gemms map[string]*GemmTime
 }
 
 // NewProfiled wraps b.
 func NewProfiled(b Backend) *Profiled {
-	return &Profiled{Backend: b, times: map[string]time.Duration{}, calls: map[string]int{}}
+	return &Profiled{Backend: b, times: map[string]time.Duration{}, calls: map[string]int{}, gemms: map[string]*GemmTime{}}
+}
+
+// GemmTime is one matrix-product shape of a profile: C (M×N) from A (M×K,
+// or K×M with TransA) and B (K×N, or N×K with TransB).
+type GemmTime struct {
+	Shape   string        `json:"shape"` // "M×N×K" and the transposes, e.g. "51200×512×512 NT"
+	Calls   int           `json:"calls"`
+	Total   time.Duration `json:"total_ns"`
+	TFLOPS  float64       `json:"tflops"` // 2·M·N·K per call over the time
+	flopsPC float64
+}
+
+// GemmProfile returns the matrix products by shape, largest total time first.
+func (p *Profiled) GemmProfile() []GemmTime {
+	var rows []GemmTime
+	for _, g := range p.gemms {
+		r := *g
+		if s := r.Total.Seconds(); s > 0 {
+			r.TFLOPS = r.flopsPC * float64(r.Calls) / s / 1e12
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Total > rows[j].Total })
+	return rows
 }
 
 func (p *Profiled) done(op string, t0 time.Time) {
@@ -50,6 +76,7 @@ func (p *Profiled) Profile() []OpTime {
 func (p *Profiled) Reset() {
 	clear(p.times)
 	clear(p.calls)
+	clear(p.gemms)
 }
 
 // Upload times the wrapped backend's Upload.
@@ -120,8 +147,18 @@ func (pr *Profiled) SumRows(drow, dout *Tensor, N, C int) {
 
 // Gemm times the wrapped backend's Gemm.
 func (pr *Profiled) Gemm(c, a, b *Tensor, transA, transB bool, M, N, K int, alpha, beta float32) {
-	defer pr.done("Gemm", time.Now())
+	t0 := time.Now()
 	pr.Backend.Gemm(c, a, b, transA, transB, M, N, K, alpha, beta)
+	pr.done("Gemm", t0)
+	tr := map[bool]string{false: "N", true: "T"}
+	key := fmt.Sprintf("%d×%d×%d %s%s", M, N, K, tr[transA], tr[transB])
+	g := pr.gemms[key]
+	if g == nil {
+		g = &GemmTime{Shape: key, flopsPC: 2 * float64(M) * float64(N) * float64(K)}
+		pr.gemms[key] = g
+	}
+	g.Calls++
+	g.Total += time.Since(t0)
 }
 
 // PairEmbed times the wrapped backend's PairEmbed.

@@ -15,19 +15,21 @@ import (
 
 // benchReport is what native bench measures.
 type benchReport struct {
-	Device         string         `json:"device"`
-	Config         string         `json:"config"`
-	TrainStepsPerS float64        `json:"train_steps_per_s"`
-	SamplesPerS    float64        `json:"train_samples_per_s"`
-	SearchTasks    int            `json:"search_tasks"`
-	SearchStarts   int            `json:"search_starts"`
-	SearchTF32     bool           `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
-	CheckEvery     int            `json:"search_check_every"` // hard-program check every N steps
-	SearchFold     bool           `json:"search_fold"`        // the interpreter's folded search form
-	SearchFastGELU bool           `json:"search_fast_gelu"`   // search GELUs in float32 (cuda --fast-gelu)
-	StartStepsPerS float64        `json:"search_start_steps_per_s"`
-	TrainProfile   []model.OpTime `json:"train_profile,omitempty"`
-	SearchProfile  []model.OpTime `json:"search_profile,omitempty"`
+	Device         string           `json:"device"`
+	Config         string           `json:"config"`
+	TrainStepsPerS float64          `json:"train_steps_per_s"`
+	SamplesPerS    float64          `json:"train_samples_per_s"`
+	SearchTasks    int              `json:"search_tasks"`
+	SearchStarts   int              `json:"search_starts"`
+	SearchTF32     bool             `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
+	CheckEvery     int              `json:"search_check_every"` // hard-program check every N steps
+	SearchFold     bool             `json:"search_fold"`        // the interpreter's folded search form
+	SearchFastGELU bool             `json:"search_fast_gelu"`   // search GELUs in float32 (cuda --fast-gelu)
+	StartStepsPerS float64          `json:"search_start_steps_per_s"`
+	TrainProfile   []model.OpTime   `json:"train_profile,omitempty"`
+	SearchProfile  []model.OpTime   `json:"search_profile,omitempty"`
+	TrainGemms     []model.GemmTime `json:"train_gemms,omitempty"` // with --profile: matrix products by shape
+	SearchGemms    []model.GemmTime `json:"search_gemms,omitempty"`
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -98,7 +100,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		rep.TrainStepsPerS = float64(*trainSteps) / d
 		rep.SamplesPerS = rep.TrainStepsPerS * float64(cfg.Train.Batch*cfg.Train.Pairs)
 		if prof != nil {
-			rep.TrainProfile = prof.Profile()
+			rep.TrainProfile, rep.TrainGemms = prof.Profile(), prof.GemmProfile()
 		}
 	}
 	if *searchSteps > 0 {
@@ -141,7 +143,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		rep.SearchTasks, rep.SearchStarts = *tasks, sc.Starts
 		rep.StartStepsPerS = float64(n**tasks*sc.Starts) / time.Since(t0).Seconds()
 		if prof != nil {
-			rep.SearchProfile = prof.Profile()
+			rep.SearchProfile, rep.SearchGemms = prof.Profile(), prof.GemmProfile()
 		}
 	}
 	if *asJSON {
@@ -165,6 +167,22 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\n%s: time per op (synchronised after each op)\n%-20s %8s %10s %6s\n", part.name, "op", "calls", "ms", "share")
 		for _, r := range part.rows {
 			fmt.Fprintf(stdout, "%-20s %8d %10.1f %5.1f%%\n", r.Op, r.Calls, float64(r.Total.Microseconds())/1000, 100*float64(r.Total)/float64(total))
+		}
+	}
+	for _, part := range []struct {
+		name string
+		rows []model.GemmTime
+	}{{"training", rep.TrainGemms}, {"search", rep.SearchGemms}} {
+		if len(part.rows) == 0 {
+			continue
+		}
+		fmt.Fprintf(stdout, "\n%s: matrix products by shape (M×N×K, transposes of A and B)\n%-24s %8s %10s %8s\n", part.name, "shape", "calls", "ms", "TFLOP/s")
+		for i, r := range part.rows {
+			if i == 12 {
+				fmt.Fprintf(stdout, "(%d more shapes)\n", len(part.rows)-i)
+				break
+			}
+			fmt.Fprintf(stdout, "%-24s %8d %10.1f %8.2f\n", r.Shape, r.Calls, float64(r.Total.Microseconds())/1000, r.TFLOPS)
 		}
 	}
 	return nil

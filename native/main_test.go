@@ -254,7 +254,8 @@ func TestCLIBench(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, out)
 	}
-	if !(rep.TrainStepsPerS > 0 && rep.StartStepsPerS > 0) || len(rep.TrainProfile) == 0 || len(rep.SearchProfile) == 0 {
+	if !(rep.TrainStepsPerS > 0 && rep.StartStepsPerS > 0) || len(rep.TrainProfile) == 0 || len(rep.SearchProfile) == 0 ||
+		len(rep.TrainGemms) == 0 || len(rep.SearchGemms) == 0 || !(rep.SearchGemms[0].TFLOPS > 0) || rep.SearchGemms[0].Calls == 0 {
 		t.Errorf("bench report incomplete: %+v", rep)
 	}
 	if rep.CheckEvery != model.Tiny().Search.CheckEvery || rep.SearchTF32 {
