@@ -204,7 +204,14 @@ func (m *Model) Encode(tp *Tape, x, y *Tensor) *Tensor {
 
 // Head maps slot embeddings e (…,T,d) to symbol logits (…,T,K).
 func (m *Model) Head(tp *Tape, e *Tensor) *Tensor {
-	return tp.Linear(tp.GELU(tp.Linear(e, m.h0W, m.h0B)), m.h2W, m.h2B)
+	_, logits := m.headParts(tp, e)
+	return logits
+}
+
+// headParts is Head returning its hidden features GELU(Linear(e)) (…,T,d) too.
+func (m *Model) headParts(tp *Tape, e *Tensor) (hid, logits *Tensor) {
+	hid = tp.GELU(tp.Linear(e, m.h0W, m.h0B))
+	return hid, tp.Linear(hid, m.h2W, m.h2B)
 }
 
 // Execute runs the interpreter on inputs x (N,L) int with the relaxed

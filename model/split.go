@@ -72,8 +72,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	tp.NoGrad = true
 	e := m.Encode(tp, tr.x, tr.y)
 	eb := tp.PoolPairs(e, cfg.Train.Pairs, true)
-	hid := tp.GELU(tp.Linear(eb, m.h0W, m.h0B)) // (N, T, d)
-	lg := tp.Linear(hid, m.h2W, m.h2B)          // (N, T, K)
+	hid, lg := m.headParts(tp, eb) // (N, T, d), (N, T, K)
 	hidH := make([]float32, N*T*D)
 	lgH := make([]float32, N*T*K)
 	b.Download(hidH, hid)
