@@ -368,7 +368,8 @@ type GradientRun struct {
 	restore  func()
 	finished bool
 	buf      scratch
-	fl       *firstLayer // the folded first layer; nil with Searcher.Plain
+	fl       *firstLayer         // the folded first layer; nil with Searcher.Plain
+	wt       map[*Tensor]*Tensor // transposes of the frozen interpreter weights (Tape.Transposed); nil with Plain
 }
 
 // StartGradient prepares a gradient search; see Gradient.
@@ -408,6 +409,14 @@ func (s *Searcher) StartGradient(tb *TaskBatch, sc SearchConfig, seed uint64) *G
 	b.UploadInt(r.yr, repeatInts(tb.YS, n, S, pairs*cfg.L))
 	if !s.Plain {
 		r.fl = m.foldFirstLayer(alloc(cfg.H*cfg.L*cfg.V + cfg.H))
+		// Transposed copies of the interpreter's frozen weights (Tape.Transposed).
+		r.wt = map[*Tensor]*Tensor{}
+		for _, w := range []*Tensor{r.fl.w, m.w1v, m.w2, m.w3} {
+			OC, C := w.Dim(0), w.Dim(1)
+			t := NewView(alloc(OC*C), 0, C, OC)
+			b.Transpose01(t, w, OC, C, 1, false)
+			r.wt[w] = t
+		}
 	}
 	r.nz = NewView(alloc(n*S*T*cfg.K), 0, n*S, T, cfg.K)
 	r.ns = NewView(alloc(T*R*cfg.L*cfg.V), 0, T, R, cfg.L, cfg.V)
@@ -442,7 +451,9 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 	z := tp.Softmax(logits, r.nz, float32(tauE))
 	pi := m.execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false, r.fl)
 	loss := tp.NLL(pi, r.yr, 1)
+	tp.Transposed = r.wt
 	tp.Backward(loss)
+	tp.Transposed = nil
 	lossV := tp.Scalar(loss)
 
 	check := (it+1)%sc.CheckEvery == 0 || it == sc.Steps-1

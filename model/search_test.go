@@ -303,3 +303,41 @@ func TestSearchStepAllocs(t *testing.T) {
 		run.Close()
 	}
 }
+
+// The transposed frozen weights (Tape.Transposed) change how the input
+// gradients are multiplied, not their values: on the CPU the search runs bit
+// for bit as without them.
+func TestSearchTransposedWeights(t *testing.T) {
+	cfg := Tiny()
+	m := randomModel(t, NewCPU(2), cfg, 5)
+	tb, err := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 3, 4, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := cfg.Search
+	sc.Starts, sc.Steps, sc.CheckEvery = 4, 5, 5
+	run := func(transposed bool) ([]float64, []float32) {
+		r := NewSearcher(m).StartGradient(tb, sc, 2)
+		defer r.Close()
+		if len(r.wt) != 4 {
+			t.Fatalf("%d transposed weights, want 4 (folded layer, w1v, w2, w3)", len(r.wt))
+		}
+		if !transposed {
+			r.wt = nil
+		}
+		var losses []float64
+		for more := true; more; {
+			var info StepInfo
+			info, more = r.Step()
+			losses = append(losses, info.Loss)
+		}
+		e := make([]float32, r.E.Len())
+		m.B.Download(e, r.E)
+		return losses, e
+	}
+	l1, e1 := run(true)
+	l0, e0 := run(false)
+	if !slices.Equal(l1, l0) || !slices.Equal(e1, e0) {
+		t.Errorf("with transposed weights: losses %v, without %v (embeddings equal: %v)", l1, l0, slices.Equal(e1, e0))
+	}
+}

@@ -30,7 +30,7 @@ func setTF32(b model.Backend, on bool) bool {
 }
 
 // fastGELUUsage is the help text of --fast-gelu where search is the work.
-const fastGELUUsage = "GELU and its backward in float32 (cuda only; within 1e-6 + 1e-5·|x| of the float64 default; search ran 1.33× instead of 1.19× the PyTorch reference on an H200 with it; false = float64)"
+const fastGELUUsage = "GELU and its backward in float32 (cuda only; within 1e-6 + 1e-5·|x| of the float64 default; search ran 1.33× instead of 1.19× the PyTorch reference on an H200 when it came; false = float64)"
 
 // fastGELUSwitch is implemented by backends that can run GELU in float32
 // instead of the CPU reference's float64 (the CUDA backend).

@@ -123,6 +123,7 @@ var kernelNames = [numKernels]string{
 const (
 	maxParams = 16      // the most parameters of any kernel
 	threads   = 256     // block size of the 1-D kernels
+	unroll    = 4       // elementwise.cu's UNROLL: elements per thread per pass of the LOOP4 kernels
 	maxBlocks = 1 << 16 // grid cap; kernels loop over the rest
 	oneBlock  = 512     // block size of the one-block reductions (a power of two)
 	colBlock  = 32      // reduce.cu's COL_BLOCK
@@ -161,6 +162,17 @@ func (b *Backend) each(k kernel, n int, args ...uint64) {
 		return
 	}
 	b.launch(k, min((n+threads-1)/threads, maxBlocks), 1, 1, threads, 1, args...)
+}
+
+// each4 launches a grid-stride kernel that takes unroll elements per thread
+// per pass (elementwise.cu's LOOP4) over n elements: a quarter of each's
+// blocks, so that every thread gets its four.
+func (b *Backend) each4(k kernel, n int, args ...uint64) {
+	if n <= 0 {
+		return
+	}
+	per := threads * unroll
+	b.launch(k, min((n+per-1)/per, maxBlocks), 1, 1, threads, 1, args...)
 }
 
 // warps launches a kernel that gives each of rows rows one warp.

@@ -73,7 +73,7 @@ func (b *Backend) Axpy(y *model.Tensor, alpha float32, x *model.Tensor) {
 		return
 	}
 	defer b.end()
-	b.each(kAxpy, y.Len(), devPtr(y), devPtr(x), f32arg(alpha), i64(y.Len()))
+	b.each4(kAxpy, y.Len(), devPtr(y), devPtr(x), f32arg(alpha), i64(y.Len()))
 }
 
 // Scale: t *= alpha.
@@ -98,7 +98,7 @@ func (b *Backend) Add(out, x, y *model.Tensor) {
 		return
 	}
 	defer b.end()
-	b.each(kAdd, out.Len(), devPtr(out), devPtr(x), devPtr(y), i64(out.Len()))
+	b.each4(kAdd, out.Len(), devPtr(out), devPtr(x), devPtr(y), i64(out.Len()))
 }
 
 // Mul: out = a ⊙ b (equal lengths; out must not alias a or b). No kernel of
@@ -160,7 +160,7 @@ func (b *Backend) AddRows(out, inp, row *model.Tensor, N, C int) {
 		return
 	}
 	defer b.end()
-	b.each(kAddRows, N*C, devPtr(out), devPtr(inp), devPtr(row), i64(N), i64(C))
+	b.each4(kAddRows, N*C, devPtr(out), devPtr(inp), devPtr(row), i64(N), i64(C))
 }
 
 // SumRows: drow[c] += Σ_n dout[n,c], summed in float64. drow (C), dout (N,C).
@@ -418,7 +418,7 @@ func (b *Backend) GELU(out, inp *model.Tensor) {
 	if b.fastGELU {
 		k = kGELUF32
 	}
-	b.each(k, inp.Len(), devPtr(out), devPtr(inp), i64(inp.Len()))
+	b.each4(k, inp.Len(), devPtr(out), devPtr(inp), i64(inp.Len()))
 }
 
 // GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)), per element in float64
@@ -438,7 +438,7 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
 	if b.fastGELU {
 		k = kGELUBackwardF32
 	}
-	b.each(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
+	b.each4(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
 }
 
 // ---------------------------------------------------------------------------
@@ -640,7 +640,7 @@ func (b *Backend) SkipMix(out, prev, hat, z *model.Tensor, N, D, K, skip int) {
 		return
 	}
 	defer b.end()
-	b.each(kSkipMix, N*D, devPtr(out), devPtr(prev), devPtr(hat), devPtr(z), i64(N), i64(D), i64(K), i64(skip))
+	b.each4(kSkipMix, N*D, devPtr(out), devPtr(prev), devPtr(hat), devPtr(z), i64(N), i64(D), i64(K), i64(skip))
 }
 
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
