@@ -341,3 +341,34 @@ func TestSearchTransposedWeights(t *testing.T) {
 		t.Errorf("with transposed weights: losses %v, without %v (embeddings equal: %v)", l1, l0, slices.Equal(e1, e0))
 	}
 }
+
+// symbols reads the ids of one-hot programs on the backend: they are the
+// logits' first maxima, as a host argmax finds them (ties included).
+func TestSymbolsArgmax(t *testing.T) {
+	cfg := Tiny()
+	m := randomModel(t, NewCPU(1), cfg, 5)
+	s := NewSearcher(m)
+	rows, K := 37, cfg.K
+	h := make([]float32, rows*K)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range h {
+		h[i] = float32(rng.IntN(5)) // many ties
+	}
+	s.tp.NoGrad = true
+	s.tp.Reset()
+	lg := s.tp.New(false, rows, K)
+	m.B.Upload(lg, h)
+	var sc scratch
+	ids := s.symbols(&sc, s.tp.ArgmaxOneHot(lg))
+	for r := range rows {
+		want := 0
+		for k := 1; k < K; k++ {
+			if h[r*K+k] > h[r*K+want] {
+				want = k
+			}
+		}
+		if ids[r] != want {
+			t.Fatalf("row %d: id %d, want %d (logits %v)", r, ids[r], want, h[r*K:(r+1)*K])
+		}
+	}
+}
