@@ -220,7 +220,7 @@ func (m *Model) headParts(tp *Tape, e *Tensor) (hid, logits *Tensor) {
 // z should then be one-hot too). Otherwise each step samples
 // softmax((n+h)/tauD) with h = noise[t] (noise (T,N,L,V), or nil for none).
 func (m *Model) Execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool) *Tensor {
-	return m.execute(tp, x, z, tauD, noise, hard, nil)
+	return m.execute(tp, x, z, tauD, noise, hard, nil, 1)
 }
 
 // firstLayer is the interpreter's first layer with the state embedding
@@ -268,18 +268,37 @@ func (m *Model) filmTerms(tp *Tape, instr *Tensor, l int) (g1, beta *Tensor) {
 // h (layer 1's full L1([s, v]), in either form) becomes h·(1+γ_l) + β_l
 // before its GELU; the FiLM terms depend only on the program, so they too
 // are computed once for all steps.
-func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
-	return m.executeInstr(tp, x, z, nil, tauD, noise, hard, f)
+//
+// With rep > 1, z (and instr) hold one program per rep consecutive rows of x
+// (search: one per start, shared by the start's rep specification pairs):
+// everything that depends only on the program — the instruction, its share
+// of layer 1, the FiLM terms — is computed once per program and its rows are
+// repeated per step (RepeatRows), instead of computing it on rep copies of
+// the program (4× the products at m = 4). Equal to repeating z first, up to
+// the order in which the pairs' gradients are summed.
+func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int) *Tensor {
+	return m.executeInstr(tp, x, z, nil, tauD, noise, hard, f, rep)
 }
 
 // executeInstr is execute with the instruction embeddings instr (T, N, dv)
 // given instead of computed as z·E_v (nil: computed); z still gates SKIP.
 // Symbol splitting (split.go) reads the NLL's gradient with respect to a
 // given instr.
-func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer) *Tensor {
+func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T := x.Dim(0), cfg.L, cfg.V, cfg.T
-	zT := tp.Transpose01(z) // (T, N, K)
+	if rep < 1 || z.Dim(0)*rep != N {
+		panic("model: execute: programs × rep ≠ rows of x")
+	}
+	// at is row block t of a (T, N/rep, …) program term, repeated to N rows.
+	at := func(a *Tensor, t int) *Tensor {
+		v := tp.Sub(a, t)
+		if rep > 1 {
+			v = tp.RepeatRows(v, rep)
+		}
+		return v
+	}
+	zT := tp.Transpose01(z) // (T, N/rep, K)
 	if instr == nil {
 		instr = tp.MatMul(zT, m.ev) // (T, N, dv)
 	}
@@ -299,17 +318,17 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 		if g1[l] == nil {
 			return h
 		}
-		return tp.Add(tp.Mul(h, tp.Sub(g1[l], t)), tp.Sub(beta[l], t))
+		return tp.Add(tp.Mul(h, at(g1[l], t)), at(beta[l], t))
 	}
 	pi := tp.OneHot(x, V) // (N, L, V)
 	for t := 0; t < T; t++ {
 		var h1 *Tensor
 		if f != nil {
-			h1 = tp.LinearAcc(tp.Sub(vp, t), tp.View(pi, 0, N, L*V), f.w)
+			h1 = tp.LinearAcc(at(vp, t), tp.View(pi, 0, N, L*V), f.w)
 		} else {
 			st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
 			st = tp.View(st, 0, N, L*cfg.DS)
-			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), tp.Sub(vp, t))
+			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), at(vp, t))
 		}
 		h2 := tp.GELU(film(tp.Linear(tp.GELU(film(h1, 0, t)), m.w2, m.b2), 1, t))
 		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
@@ -324,7 +343,7 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 			}
 			hat = tp.Softmax(n, h, tauD)
 		}
-		pi = tp.SkipMix(pi, hat, tp.Sub(zT, t), Skip)
+		pi = tp.SkipMix(pi, hat, at(zT, t), Skip)
 	}
 	return pi
 }

@@ -177,8 +177,7 @@ func growF32(b []float32, n int) []float32 {
 func (s *Searcher) scoreHard(sc *scratch, tb *TaskBatch, S int, z *Tensor, xr, yr *Tensor, f *firstLayer) (counts []int, ll []float64) {
 	tp, cfg := s.tp, s.M.Cfg
 	R := tb.N * S * tb.M
-	zr := tp.RepeatRows(z, tb.M)
-	pi := s.M.execute(tp, xr, zr, 1, nil, true, f)
+	pi := s.M.execute(tp, xr, z, 1, nil, true, f, tb.M)
 	lt, et := tp.New(false, R), tp.New(false, R)
 	s.M.B.SeqScore(lt, et, pi, yr, R, cfg.L, cfg.V)
 	sc.lh, sc.eh = growF32(sc.lh, R), growF32(sc.eh, R)
@@ -458,7 +457,7 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 	b.Gumbel(r.ns, noiseSeed(r.seed, it, 3))
 	logits := m.Head(tp, r.E)
 	z := tp.Softmax(logits, r.nz, float32(tauE))
-	pi := m.execute(tp, r.xr, tp.RepeatRows(z, pairs), float32(tauD), r.ns, false, r.fl)
+	pi := m.execute(tp, r.xr, z, float32(tauD), r.ns, false, r.fl, pairs)
 	loss := tp.NLL(pi, r.yr, 1)
 	tp.Transposed = r.wt
 	tp.Backward(loss)

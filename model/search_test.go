@@ -145,16 +145,19 @@ func TestSearchCheckEvery(t *testing.T) {
 
 // executeForm runs the interpreter in the given form on n random sequences
 // with the relaxed program softmax(Head(E)) and returns the final state pi
-// and d(NLL)/dE, as search computes them (model frozen).
-func executeForm(t *testing.T, m *Model, fold, hard bool) (pi, dE []float32) {
+// and d(NLL)/dE, as search computes them (model frozen). E holds n/rep
+// programs, each shared by rep consecutive sequences: passed to execute with
+// rep, or (repeatFirst) repeated to n rows first and passed with rep 1.
+func executeForm(t *testing.T, m *Model, fold, hard bool, rep int, repeatFirst bool) (pi, dE []float32) {
 	t.Helper()
 	cfg, b := m.Cfg, m.B
 	defer m.freeze()()
 	const n = 6
+	P := n / rep
 	rng := rand.New(rand.NewPCG(11, 12))
 	tp := NewTape(b)
 	defer tp.Free()
-	e := make([]float32, n*cfg.T*cfg.D)
+	e := make([]float32, P*cfg.T*cfg.D)
 	for i := range e {
 		e[i] = float32(rng.NormFloat64())
 	}
@@ -162,8 +165,8 @@ func executeForm(t *testing.T, m *Model, fold, hard bool) (pi, dE []float32) {
 	for i := range xs {
 		xs[i], ys[i] = int32(rng.IntN(cfg.V)), int32(rng.IntN(cfg.V))
 	}
-	E := NewView(b.Alloc(len(e)), 0, n, cfg.T, cfg.D)
-	E.Grad = NewView(b.Alloc(len(e)), 0, n, cfg.T, cfg.D)
+	E := NewView(b.Alloc(len(e)), 0, P, cfg.T, cfg.D)
+	E.Grad = NewView(b.Alloc(len(e)), 0, P, cfg.T, cfg.D)
 	b.Upload(E, e)
 	x, y := tp.NewInt(n, cfg.L), tp.NewInt(n, cfg.L)
 	b.UploadInt(x, xs)
@@ -184,7 +187,10 @@ func executeForm(t *testing.T, m *Model, fold, hard bool) (pi, dE []float32) {
 		defer b.Free(mem)
 		f = m.foldFirstLayer(mem)
 	}
-	p := m.execute(tp, x, z, 0.8, noise, hard, f)
+	if repeatFirst {
+		z, rep = tp.RepeatRows(z, rep), 1
+	}
+	p := m.execute(tp, x, z, 0.8, noise, hard, f, rep)
 	pi = make([]float32, p.Len())
 	b.Download(pi, p)
 	if !hard {
@@ -205,8 +211,8 @@ func TestExecuteSearchForm(t *testing.T) {
 		m := randomModel(t, NewCPU(2), cfg, 3)
 		for _, hard := range []bool{false, true} {
 			name := fmt.Sprintf("%s hard=%v", cfg.Name, hard)
-			piRef, dRef := executeForm(t, m, false, hard)
-			pi, d := executeForm(t, m, true, hard)
+			piRef, dRef := executeForm(t, m, false, hard, 1, false)
+			pi, d := executeForm(t, m, true, hard, 1, false)
 			for i := range piRef {
 				if hard && pi[i] != piRef[i] || !closeTo(float64(pi[i]), float64(piRef[i]), 1e-5, 1e-4) {
 					t.Fatalf("%s: pi[%d] = %g, plain form %g", name, i, pi[i], piRef[i])
@@ -219,6 +225,42 @@ func TestExecuteSearchForm(t *testing.T) {
 			for i := range dRef {
 				if !closeTo(float64(d[i]), float64(dRef[i]), 1e-4*scale, 1e-3) {
 					t.Fatalf("%s: dE[%d] = %g, plain form %g (max |dE| %g)", name, i, d[i], dRef[i], scale)
+				}
+			}
+		}
+	}
+}
+
+// TestExecuteRep: execute with one program per rep rows (the search's
+// instruction terms computed once per start) gives the states of repeating
+// the programs first, and their gradients up to the order of summation over
+// the pairs; in both interpreter forms, relaxed and hard.
+func TestExecuteRep(t *testing.T) {
+	for _, cfg := range []Config{Tiny(), withFiLM(Tiny())} {
+		m := randomModel(t, NewCPU(2), cfg, 3)
+		for _, fold := range []bool{false, true} {
+			for _, hard := range []bool{false, true} {
+				for _, rep := range []int{2, 3} {
+					name := fmt.Sprintf("%s fold=%v hard=%v rep=%d", cfg.Name, fold, hard, rep)
+					piRef, dRef := executeForm(t, m, fold, hard, rep, true)
+					pi, d := executeForm(t, m, fold, hard, rep, false)
+					for i := range piRef {
+						if pi[i] != piRef[i] {
+							t.Fatalf("%s: pi[%d] = %g, repeated first %g", name, i, pi[i], piRef[i])
+						}
+					}
+					var scale float64
+					for _, v := range dRef {
+						scale = max(scale, math.Abs(float64(v)))
+					}
+					if !hard && scale == 0 {
+						t.Fatalf("%s: zero gradient", name)
+					}
+					for i := range dRef {
+						if !closeTo(float64(d[i]), float64(dRef[i]), 1e-5*scale, 1e-4) {
+							t.Fatalf("%s: dE[%d] = %g, repeated first %g (max |dE| %g)", name, i, d[i], dRef[i], scale)
+						}
+					}
 				}
 			}
 		}

@@ -121,7 +121,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	b.Upload(z, zH)
 	instr := tp.New(true, T, N, DV)
 	b.Upload(instr, instrH)
-	pi := m.executeInstr(tp, tr.x, z, instr, float32(tauD), nil, false, nil)
+	pi := m.executeInstr(tp, tr.x, z, instr, float32(tauD), nil, false, nil, 1)
 	nll := tp.NLL(pi, tr.y, 1)
 	tp.Backward(nll)
 	gH := make([]float32, T*N*DV)
