@@ -472,6 +472,16 @@ def train(model, a, device, log_every):
             na = act if a.curr_t0 > 0 else model.T
             qm = F.softmax(logits[..., :na, :] / te, -1).reshape(-1, na, model.K).mean(0)   # (na, K)
             loss = loss - dw * -(qm * torch.log(qm.clamp_min(1e-12))).sum()
+        ctr = None
+        if a.contrast > 0:                                           # task identity (InfoNCE) on the encoder
+            cw = a.contrast * (max(0.0, 1.0 - f / a.contrast_frac) if a.contrast_frac > 0 else 1.0)
+            mh = e.shape[1] // 2                                     # two disjoint halves of each task's pairs
+            h1 = F.normalize(e[:, :mh].mean(1).flatten(1), dim=-1)
+            h2 = F.normalize(e[:, mh:].mean(1).flatten(1), dim=-1)
+            sim = h1 @ h2.T / a.contrast_tau                         # (B, B): the same task on the diagonal
+            tgt = torch.arange(sim.shape[0], device=sim.device)
+            ctr = 0.5 * (F.cross_entropy(sim, tgt) + F.cross_entropy(sim.T, tgt))
+            loss = loss + cw * ctr
         opt.zero_grad(set_to_none=True); loss.backward()
         logging = step % log_every == 0 or step == a.steps - 1 or stop
         if logging:
@@ -492,6 +502,8 @@ def train(model, a, device, log_every):
                        te=round(te, 3), td=round(td, 3), lr=round(a.lr * lrf, 6), lam=round(lw, 5),
                        s=round(time.time() - t0, 1), sps=round(step / max(1e-9, time.time() - t0), 2))
             rec.update(diag)
+            if ctr is not None:
+                rec["ctr"] = round(ctr.item(), 4)
             print(json.dumps(rec), flush=True)
             st["last"] = rec
             st["nll_win"].append(rec["nll_avg"])
@@ -626,6 +638,12 @@ def parse(argv=None):
     A("--div", type=float, default=0.0,
       help="diversity bonus: subtract div x entropy of the batch-mean symbol distribution of each active slot")
     A("--div_frac", type=float, default=0.5, help="the diversity weight decays linearly to 0 by this fraction")
+    A("--contrast", type=float, default=0.0,
+      help="task-identity loss on the inductor's encoder: weight x InfoNCE between the pooled encodings of two "
+           "disjoint halves of each task's pairs (same task = positive, the batch's other tasks = negatives; "
+           "no program labels)")
+    A("--contrast_frac", type=float, default=0.0, help="the contrast weight decays linearly to 0 by this fraction (0: constant)")
+    A("--contrast_tau", type=float, default=0.1, help="InfoNCE temperature (cosine similarities / tau)")
     A("--wta", type=int, default=0,
       help="S >= 2: draw S program samples per held-out pair and train on the best one's NLL only "
            "(winner takes all: symbols specialise; S x the interpreter's cost)")
