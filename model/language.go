@@ -8,6 +8,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -49,6 +50,115 @@ type Language struct {
 	Symbols  []SymbolEffect `json:"symbols"`
 	Programs []ProgramUse   `json:"programs"`
 	OOD      []Composition  `json:"ood"`
+	Encoder  *EncoderProbe  `json:"encoder,omitempty"`
+}
+
+// EncoderProbe says how well the inductor's pooled encodings of the probe
+// tasks tell their hidden programs apart: a nearest-centroid classifier
+// (Euclidean, over the flattened (T, d) encoding) fit on the first half of
+// the tasks and scored on the second. A program the inductor writes with
+// the same symbols as another may still be told apart here (the head
+// merges them) or not (the encoder already has).
+type EncoderProbe struct {
+	Accuracy float64      `json:"accuracy"`
+	Programs []ProbeClass `json:"programs"`
+}
+
+// ProbeClass is one program's row of the encoder probe.
+type ProbeClass struct {
+	Program  string `json:"program"`
+	Right    int    `json:"right"`
+	Tasks    int    `json:"tasks"`              // scored tasks of this program
+	Confused string `json:"confused,omitempty"` // the program it is most often taken for
+	Times    int    `json:"times,omitempty"`
+}
+
+// encoderProbe computes the EncoderProbe of tasks ts (m pairs each).
+func encoderProbe(s *Searcher, ts []Task, m int) (*EncoderProbe, error) {
+	cfg := s.M.Cfg
+	TD := cfg.T * cfg.D
+	enc := make([]float32, 0, len(ts)*TD)
+	chunk := s.Chunk(1, m)
+	for lo := 0; lo < len(ts); lo += chunk {
+		tb, err := NewTaskBatch(ts[lo:min(len(ts), lo+chunk)])
+		if err != nil {
+			return nil, err
+		}
+		s.tp.NoGrad = true
+		s.tp.Reset()
+		e := s.pooled(tb)
+		h := make([]float32, e.Len())
+		s.M.B.Download(h, e)
+		enc = append(enc, h...)
+	}
+	var names []string
+	cls := make([]int, len(ts))
+	for i, t := range ts {
+		c := slices.Index(names, t.Program)
+		if c < 0 {
+			c = len(names)
+			names = append(names, t.Program)
+		}
+		cls[i] = c
+	}
+	half := len(ts) / 2
+	cent := make([][]float64, len(names))
+	cnt := make([]int, len(names))
+	for c := range cent {
+		cent[c] = make([]float64, TD)
+	}
+	for i := 0; i < half; i++ {
+		cnt[cls[i]]++
+		for k, v := range enc[i*TD : (i+1)*TD] {
+			cent[cls[i]][k] += float64(v)
+		}
+	}
+	for c := range cent {
+		for k := range cent[c] {
+			cent[c][k] /= float64(max(1, cnt[c]))
+		}
+	}
+	conf := make([][]int, len(names))
+	for c := range conf {
+		conf[c] = make([]int, len(names))
+	}
+	right, total := 0, 0
+	for i := half; i < len(ts); i++ {
+		best, bd := -1, math.Inf(1)
+		for c := range cent {
+			if cnt[c] == 0 {
+				continue
+			}
+			d := 0.0
+			for k, v := range enc[i*TD : (i+1)*TD] {
+				x := float64(v) - cent[c][k]
+				d += x * x
+			}
+			if d < bd {
+				best, bd = c, d
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		conf[cls[i]][best]++
+		total++
+		if best == cls[i] {
+			right++
+		}
+	}
+	p := &EncoderProbe{Accuracy: float64(right) / float64(max(1, total))}
+	for c, n := range names {
+		row := ProbeClass{Program: n, Right: conf[c][c]}
+		for o, k := range conf[c] {
+			row.Tasks += k
+			if o != c && k > row.Times {
+				row.Confused, row.Times = names[o], k
+			}
+		}
+		p.Programs = append(p.Programs, row)
+	}
+	return p, nil
 }
 
 // effectCandidates lists the programs a symbol's effect is matched against:
@@ -122,6 +232,11 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 			syms = append(syms, v)
 		}
 		lang.Programs = append(lang.Programs, ProgramUse{Program: p, Symbols: syms, Share: float64(n) / float64(total), Tasks: total})
+	}
+
+	var err error
+	if lang.Encoder, err = encoderProbe(s, ts, m); err != nil {
+		return nil, err
 	}
 
 	// Probe inputs, and every symbol run alone on them.

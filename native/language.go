@@ -1,7 +1,8 @@
 // native language: prints the learned language of a weights file: what each
 // used symbol does alone, how the inductor writes each training program, and
 // how each OOD program composes from the recognised symbols (with how often
-// the interpreter runs that composition right).
+// the interpreter runs that composition right), and how well the inductor's
+// encoder tells the training programs apart (a nearest-centroid probe).
 
 package main
 
@@ -71,6 +72,13 @@ func cmdLanguage(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(stdout, "%-16s %-32s %.0f%%\n", c.Program, fmt.Sprint(c.Symbols), 100*c.Exact)
+	}
+	if e := lang.Encoder; e != nil {
+		fmt.Fprintf(stdout, "\nencoder probe: nearest centroid of the pooled encodings by hidden program, fit on half of the tasks: %.3f on the other half\n", e.Accuracy)
+		fmt.Fprintf(stdout, "%-16s %-8s %s\n", "program", "right", "most often taken for")
+		for _, p := range e.Programs {
+			fmt.Fprintf(stdout, "%-16s %-8s %s\n", p.Program, fmt.Sprintf("%d/%d", p.Right, p.Tasks), map[bool]string{true: fmt.Sprintf("%s (%d)", p.Confused, p.Times)}[p.Confused != ""])
+		}
 	}
 	return nil
 }

@@ -169,7 +169,7 @@ func TestCLIBadInput(t *testing.T) {
 // TestCLILanguage describes the shipped shift-l model's language: the
 // inductor writes rotl k as k copies of one symbol that rotates by one.
 func TestCLILanguage(t *testing.T) {
-	out := mustRun(t, "language", "--weights", "../weights/shift-l.nliw.sz", "--tasks", "20", "--probes", "8", "--json", "--workers", "1")
+	out := mustRun(t, "language", "--weights", "../weights/shift-l.nliw.sz", "--tasks", "60", "--probes", "8", "--json", "--workers", "1")
 	var lang struct {
 		Symbols []struct {
 			Symbol int
@@ -185,9 +185,29 @@ func TestCLILanguage(t *testing.T) {
 			Symbols []int
 			Exact   float64
 		}
+		Encoder struct {
+			Accuracy float64
+			Programs []struct {
+				Program      string
+				Right, Tasks int
+			}
+		}
 	}
 	if err := json.Unmarshal([]byte(out), &lang); err != nil {
 		t.Fatalf("language --json: %v\n%s", err, out)
+	}
+	// Its encoder tells the five shifts apart (each written differently):
+	// the probe scores the second half of the 60 tasks (1.00 measured; with
+	// 20 tasks, two per shift to fit a centroid, it scored 0.70).
+	scored := 0
+	for _, p := range lang.Encoder.Programs {
+		scored += p.Tasks
+		if p.Right > p.Tasks {
+			t.Errorf("encoder probe: %s right %d of %d", p.Program, p.Right, p.Tasks)
+		}
+	}
+	if len(lang.Encoder.Programs) != 5 || scored != 30 || lang.Encoder.Accuracy < 0.9 {
+		t.Errorf("encoder probe: %d programs, %d tasks scored, accuracy %.2f; want 5, 30, ≥ 0.9", len(lang.Encoder.Programs), scored, lang.Encoder.Accuracy)
 	}
 	rot := -1
 	for _, s := range lang.Symbols {
