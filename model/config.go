@@ -89,8 +89,19 @@ type TrainConfig struct {
 	SplitEnd   float64 `json:"split_end,omitempty"`
 	SplitEta   float64 `json:"split_eta,omitempty"`
 	SplitAlpha float64 `json:"split_alpha,omitempty"`
-	LogEvery   int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
+	// Contrast adds Contrast × a task-identity loss on the inductor's
+	// encoder (recipe.py --contrast): the pooled encodings of the first and
+	// the second half of each specification's pairs, each normalised (a
+	// LayerNorm without affine: centred, unit variance), scored against
+	// every task of the batch by correlation/ContrastTau (default 0.1); the
+	// loss is the mean cross-entropy of finding the same task, both ways.
+	// ContrastFrac > 0 decays the weight linearly to 0 by that fraction of
+	// the run. 0 (unset): off.
+	Contrast     float64 `json:"contrast,omitempty"`
+	ContrastFrac float64 `json:"contrast_frac,omitempty"`
+	ContrastTau  float64 `json:"contrast_tau,omitempty"`
+	LogEvery     int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
@@ -243,6 +254,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.split_eta = %g (want 0..10), train.split_alpha = %g (want 0..100); 0 means the default", t.SplitEta, t.SplitAlpha))
 	}
 	frac("train.noise_ramp", t.NoiseRamp)
+	frac("train.contrast_frac", t.ContrastFrac)
+	if !(t.Contrast >= 0 && t.Contrast <= 1000) || !(t.ContrastTau >= 0 && t.ContrastTau <= 100) {
+		errs = append(errs, fmt.Errorf("config: train.contrast = %g (want 0..1000, 0: off), train.contrast_tau = %g (want 0..100, 0: 0.1)", t.Contrast, t.ContrastTau))
+	}
+	if t.Contrast > 0 && t.Pairs < 2 {
+		errs = append(errs, fmt.Errorf("config: train.contrast needs train.pairs ≥ 2 (two halves of each task's pairs), have %d", t.Pairs))
+	}
 	if !(t.HeadLRMult >= 0) || math.IsInf(t.HeadLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.head_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.HeadLRMult))
 	}

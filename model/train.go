@@ -26,6 +26,10 @@ type StepStats struct {
 	LR       float64 `json:"lr"`     // learning rate of this step (the head's is LR·head_lr_mult)
 	Lambda   float64 `json:"lambda"` // reuse regulariser weight of this step
 	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
+	// Contrast is the task-identity loss (train.contrast) of this step,
+	// before its weight; ContrastW is the weight.
+	Contrast  float64 `json:"ctr,omitempty"`
+	ContrastW float64 `json:"ctr_w,omitempty"`
 	// Diag holds the step's diagnostics when Trainer.Diagnose was set (diag.go).
 	Diag *Diagnostics `json:"-"`
 	// Split reports the symbol split run before this step (train.split_every), if any.
@@ -60,8 +64,12 @@ type Trainer struct {
 	ns      *Tensor  // (T, B·m, L, V) interpreter noise
 	spans   []LRSpan // AdamW spans when train.head_lr_mult or enc_lr_mult is set; nil: one update
 
-	enc, lg *Tensor    // the last Loss's slot encodings (B·m, T, d) and leave-one-out logits (B·m, T, K)
-	diag    *diagState // nil until the first diagnosed step
+	enc, lg *Tensor // the last Loss's slot encodings (B·m, T, d) and leave-one-out logits (B·m, T, K)
+	ctr     *Tensor // the last Loss's task-identity loss (train.contrast), or nil
+	// train.contrast's constants: LayerNorm weight 1 and bias 0 over T·d,
+	// and the targets 0…B−1.
+	ctrOnes, ctrZeros, ctrIdx *Tensor
+	diag                      *diagState // nil until the first diagnosed step
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -88,6 +96,20 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	tr.prog = make([]int32, cfg.Train.Batch)
 	for range prefetchDepth {
 		tr.bufs = append(tr.bufs, &hostBatch{x: make([]int32, N*cfg.L), y: make([]int32, N*cfg.L), prog: make([]int32, cfg.Train.Batch)})
+	}
+	if cfg.Train.Contrast > 0 {
+		TD, B := cfg.T*cfg.D, cfg.Train.Batch
+		tr.ctrOnes, tr.ctrZeros = NewView(b.Alloc(TD), 0, TD), NewView(b.Alloc(TD), 0, TD)
+		ones, idx := make([]float32, TD), make([]int32, B)
+		for i := range ones {
+			ones[i] = 1
+		}
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		b.Upload(tr.ctrOnes, ones)
+		tr.ctrIdx = NewView(b.AllocInt(B), 0, B)
+		b.UploadInt(tr.ctrIdx, idx)
 	}
 	one := func(v float64) float64 { return cmp.Or(v, 1) } // 0 (unset) means 1
 	if head, enc := one(cfg.Train.HeadLRMult), one(cfg.Train.EncLRMult); head != 1 || enc != 1 {
@@ -124,6 +146,7 @@ type Schedule struct {
 	LR         float64 // learning rate after warm-up (train.warmup)
 	Lambda     float64 // reuse regulariser weight after its ramp (train.lambda_warm)
 	Noise      float64 // factor on the program's Gumbel noise (train.noise_ramp)
+	Contrast   float64 // weight of the task-identity loss (train.contrast, contrast_frac)
 }
 
 // Schedule returns the quantities of step (0-based), as recipe.py's train()
@@ -151,6 +174,10 @@ func (tr *Trainer) Schedule(step int) Schedule {
 	if c.NoiseRamp > 0 {
 		s.Noise = min(1, f/c.NoiseRamp)
 	}
+	s.Contrast = c.Contrast
+	if c.ContrastFrac > 0 {
+		s.Contrast *= max(0, 1-f/c.ContrastFrac)
+	}
 	return s
 }
 
@@ -173,8 +200,36 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	N := tr.x.Dim(0)
 	nll = tp.NLL(pi, tr.y, 1/float32(N))
 	reg = tp.ReuseReg(tp.Softmax(logits, nil, float32(tauE)))
-	loss = tp.AddScaled(nll, reg, float32(tr.Schedule(tr.Step).Lambda))
+	sch := tr.Schedule(tr.Step)
+	loss = tp.AddScaled(nll, reg, float32(sch.Lambda))
+	tr.ctr = nil
+	if sch.Contrast > 0 { // skipped once its weight has decayed to 0
+		tr.ctr = tr.contrast(e)
+		loss = tp.AddScaled(loss, tr.ctr, float32(sch.Contrast))
+	}
 	return loss, nll, reg
+}
+
+// contrast is train.contrast's task-identity loss on the slot encodings e
+// (B·m, T, d): the mean over the first and the second half of each
+// specification's pairs, each LayerNorm-normalised over T·d (no affine),
+// are scored against every task of the batch by their correlation / tau,
+// and the loss is ½(CE(rows) + CE(columns)) with the same task as target
+// (recipe.py --contrast, the same function).
+func (tr *Trainer) contrast(e *Tensor) *Tensor {
+	tp, cfg := tr.tp, tr.M.Cfg
+	B, P, TD := cfg.Train.Batch, cfg.Train.Pairs, cfg.T*cfg.D
+	ev := tp.View(e, 0, B, P, TD)
+	half := func(start, n int) *Tensor {
+		s := tp.SliceRows(ev, start, n) // (B, n, T·d)
+		return tp.LayerNorm(tp.PoolPairs(tp.View(s, 0, B*n, TD), n, false), tr.ctrOnes, tr.ctrZeros)
+	}
+	h1, h2 := half(0, P/2), half(P/2, P-P/2)
+	sim := tp.Linear(h1, h2, nil) // (B, B): TD × the correlations
+	tau := float32(float64(TD) * cmp.Or(cfg.Train.ContrastTau, 0.1))
+	ce := func(s *Tensor) *Tensor { return tp.NLL(tp.Softmax(s, nil, tau), tr.ctrIdx, 0.5/float32(B)) }
+	simT := tp.View(tp.Transpose01(tp.View(sim, 0, B, B, 1)), 0, B, B)
+	return tp.AddScaled(ce(sim), ce(simT), 1)
 }
 
 // nextBatch uploads the next batch of the data stream into tr.x, tr.y and
@@ -267,6 +322,9 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
 		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, Diag: diag, Split: split,
+	}
+	if tr.ctr != nil {
+		st.Contrast, st.ContrastW = tp.Scalar(tr.ctr), sch.Contrast
 	}
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)

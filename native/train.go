@@ -206,6 +206,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			if st.Split != nil {
 				rec["split"] = st.Split
 			}
+			if st.ContrastW > 0 {
+				rec["ctr"], rec["ctr_w"] = st.Contrast, st.ContrastW
+			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {
 				return fmt.Errorf("write %s: %w", metricsFile, err)

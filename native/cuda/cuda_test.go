@@ -292,13 +292,15 @@ func TestIndexError(t *testing.T) {
 func TestTrainParity(t *testing.T) {
 	b := backend(t)
 	// film-recipe: the recipe options of docs/experiments/go/default-film-k16.json
-	// (FiLM executor, warm-ups, noise ramp, learning-rate multipliers), so that
-	// the op Mul and the AdamW spans are checked end to end as well.
+	// (FiLM executor, warm-ups, noise ramp, learning-rate multipliers) and
+	// train.contrast, so that the op Mul, the AdamW spans and the contrast
+	// loss's ops are checked end to end as well.
 	film := model.Default()
 	film.Name, film.Exec, film.K = "film-recipe", "film", 16
 	film.Train.LR, film.Train.TauE0, film.Train.Warmup = 1e-3, 2, 5
 	film.Train.LambdaWarm, film.Train.NoiseRamp = 0.5, 0.5
 	film.Train.HeadLRMult, film.Train.EncLRMult = 0.2, 2
+	film.Train.Contrast, film.Train.ContrastFrac = 0.5, 0.5 // the task-identity loss, on for half the steps
 	for _, tc := range []struct {
 		name string
 		cfg  model.Config
