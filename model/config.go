@@ -91,8 +91,8 @@ type TrainConfig struct {
 	SplitAlpha float64 `json:"split_alpha,omitempty"`
 	// Contrast adds Contrast × a task-identity loss on the inductor's
 	// encoder (recipe.py --contrast): the pooled encodings of the first and
-	// the second half of each specification's pairs, each normalised (a
-	// LayerNorm without affine: centred, unit variance), scored against
+	// the second half of each specification's pairs, each centred on the
+	// batch and normalised (a LayerNorm without affine), scored against
 	// every task of the batch by correlation/ContrastTau (default 0.1); the
 	// loss is the mean cross-entropy of finding the same task, both ways.
 	// ContrastFrac > 0 decays the weight linearly to 0 by that fraction of

@@ -9,7 +9,7 @@ import (
 )
 
 // contrast64 is the loss of Trainer.contrast in float64 on e (B·P, T·d):
-// halves of each task's pairs pooled, LayerNorm-normalised, scored by
+// halves of each task's pairs pooled, centred on the batch, LayerNorm-normalised, scored by
 // correlation/tau, ½ the mean cross-entropy both ways.
 func contrast64(e []float64, B, P, TD int, tau float64) float64 {
 	norm := func(lo, n int) [][]float64 {
@@ -20,6 +20,21 @@ func contrast64(e []float64, B, P, TD int, tau float64) float64 {
 				for k := range TD {
 					h[k] += e[(b*P+p)*TD+k] / float64(n)
 				}
+			}
+			out[b] = h
+		}
+		// minus the batch mean (the Go form subtracts the other tasks' mean:
+		// the same after normalisation, up to LayerNorm's epsilon)
+		mb := make([]float64, TD)
+		for b := range B {
+			for k := range TD {
+				mb[k] += out[b][k] / float64(B)
+			}
+		}
+		for b := range B {
+			h := out[b]
+			for k := range h {
+				h[k] -= mb[k]
 			}
 			var mean, vr float64
 			for _, v := range h {

@@ -476,9 +476,10 @@ def train(model, a, device, log_every):
         if a.contrast > 0:                                           # task identity (InfoNCE) on the encoder
             cw = a.contrast * (max(0.0, 1.0 - f / a.contrast_frac) if a.contrast_frac > 0 else 1.0)
             mh = e.shape[1] // 2                                     # two disjoint halves of each task's pairs
-            TD = e.shape[2] * e.shape[3]                             # normalised as the Go trainer does (train.contrast):
-            h1 = F.layer_norm(e[:, :mh].mean(1).flatten(1), (TD,))   # centred, unit variance, so that
-            h2 = F.layer_norm(e[:, mh:].mean(1).flatten(1), (TD,))   # h1 . h2 / TD is their correlation
+            TD, Bc = e.shape[2] * e.shape[3], e.shape[0]             # as the Go trainer (train.contrast): centred on the
+            loo = lambda h: h - (h.sum(0, keepdim=True) - h) / (Bc - 1)  # batch (minus the other tasks' mean), then
+            h1 = F.layer_norm(loo(e[:, :mh].mean(1).flatten(1)), (TD,))  # normalised: h1 . h2 / TD is a correlation
+            h2 = F.layer_norm(loo(e[:, mh:].mean(1).flatten(1)), (TD,))
             sim = h1 @ h2.T / (TD * a.contrast_tau)                  # (B, B): the same task on the diagonal
             tgt = torch.arange(sim.shape[0], device=sim.device)
             ctr = 0.5 * (F.cross_entropy(sim, tgt) + F.cross_entropy(sim.T, tgt))
