@@ -1,11 +1,13 @@
 // Tests of Backward's first-write gradients (tape.go): with the gradient
 // arena poisoned with NaN before every backward pass, training and search
-// give exactly the gradients of clearing everything first and accumulating.
+// give exactly the gradients of clearing everything first and accumulating
+// (slices.Equal: element by element, −0 = +0, and a NaN never equal).
 
 package model
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -18,19 +20,6 @@ func poison(tp *Tape) func() {
 			}
 		}
 	}
-}
-
-// sameBits reports whether a and b are equal element by element (−0 = +0).
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestBackwardFirstWriteTrain(t *testing.T) {
@@ -61,7 +50,7 @@ func TestBackwardFirstWriteTrain(t *testing.T) {
 		}
 		want, got := grads(true), grads(false)
 		for i := range want {
-			if !sameBits(got[i], want[i]) {
+			if !slices.Equal(got[i], want[i]) {
 				t.Fatalf("%s: parameter gradient %d differs with first-write gradients", cfg.Name, i)
 			}
 		}
@@ -94,7 +83,7 @@ func TestBackwardFirstWriteSearch(t *testing.T) {
 				m.B.Download(e, r.E)
 				return e
 			}
-			if want, got := run(true), run(false); !sameBits(got, want) {
+			if want, got := run(true), run(false); !slices.Equal(got, want) {
 				t.Fatalf("%s plain=%v: searched embeddings differ with first-write gradients", cfg.Name, plain)
 			}
 		}
