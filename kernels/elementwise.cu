@@ -129,8 +129,9 @@ extern "C" __global__ void gelu(float *out, const float *inp, long long n) {
 	}
 }
 
-// gelu_backward: dinp += dout·(Φ(x) + x·φ(x)).
-extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const float *inp, long long n) {
+// gelu_backward: dinp += dout·(Φ(x) + x·φ(x)) (acc 0: dinp = …, without
+// reading dinp: the tape's first write).
+extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const float *inp, long long n, long long acc) {
 	const double sqrt2 = 1.4142135623730951;     // math.Sqrt2
 	const double sqrt2pi = 2.5066282746310002;   // math.Sqrt(2*math.Pi)
 	LOOP4(i, s, n) {
@@ -139,7 +140,7 @@ extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const f
 			long long j = i + u * s;
 			xv[u] = j < n ? inp[j] : 0.0f;
 			dv[u] = j < n ? dout[j] : 0.0f;
-			gv[u] = j < n ? dinp[j] : 0.0f;
+			gv[u] = j < n && acc ? dinp[j] : 0.0f;
 		}
 		FOR_U {
 			long long j = i + u * s;
@@ -147,7 +148,8 @@ extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const f
 				double x = (double)xv[u];
 				double cdf = 0.5 * (1 + erf(x * sqrt2 / 2));
 				double pdf = exp(-0.5 * x * x) / sqrt2pi;
-				dinp[j] = gv[u] + (float)((double)dv[u] * (cdf + x * pdf));
+				float v = (float)((double)dv[u] * (cdf + x * pdf));
+				dinp[j] = acc ? gv[u] + v : v;
 			}
 		}
 	}
@@ -175,8 +177,9 @@ extern "C" __global__ void gelu_f32(float *out, const float *inp, long long n) {
 }
 
 // gelu_backward_f32: dinp += dout·(Φ(x) + x·φ(x)) in float32 with erff and
-// expf (Backend.SetFastGELU).
-extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, const float *inp, long long n) {
+// expf (Backend.SetFastGELU); acc 0: dinp = ….
+extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, const float *inp, long long n,
+                                             long long acc) {
 	const float rsqrt2 = 0.707106781186547524f;   // 1/√2
 	const float rsqrt2pi = 0.398942280401432678f; // 1/√(2π)
 	LOOP4(i, s, n) {
@@ -185,7 +188,7 @@ extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, con
 			long long j = i + u * s;
 			xv[u] = j < n ? inp[j] : 0.0f;
 			dv[u] = j < n ? dout[j] : 0.0f;
-			gv[u] = j < n ? dinp[j] : 0.0f;
+			gv[u] = j < n && acc ? dinp[j] : 0.0f;
 		}
 		FOR_U {
 			long long j = i + u * s;
@@ -193,7 +196,8 @@ extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, con
 				float x = xv[u];
 				float cdf = 0.5f * (1.0f + erff(x * rsqrt2));
 				float pdf = expf(-0.5f * x * x) * rsqrt2pi;
-				dinp[j] = gv[u] + dv[u] * (cdf + x * pdf);
+				float v = dv[u] * (cdf + x * pdf);
+				dinp[j] = acc ? gv[u] + v : v;
 			}
 		}
 	}
