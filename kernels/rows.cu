@@ -161,6 +161,10 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 #define SMALL_K 32
 #define SMALL_PAD(K) ((K) | 1)
 
+// small_at is the shared-memory slot of element e of a chunk (row e / K,
+// column e % K, rows padded to kp).
+__device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k32) * kp + e % k32; }
+
 #define CHUNK_LOOP(r0, rows)                                                                   \
 	for (long long r0 = (long long)blockIdx.x * SMALL_ROWS; r0 < (rows); \
 	     r0 += (long long)gridDim.x * SMALL_ROWS)
@@ -188,7 +192,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 				v += noise[base + e];
 			}
 			v /= t;
-			sh[(e / k32) * kp + e % k32] = v;
+			sh[small_at(e, k32, kp)] = v;
 		}
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
@@ -207,8 +211,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 		}
 		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32;
-			out[base + e] = (float)((double)sh[r * kp + e % k32] * sinv[r]);
+			out[base + e] = (float)((double)sh[small_at(e, k32, kp)] * sinv[e / k32]);
 		}
 		__syncthreads(); // sh and sinv are reused by the next chunk
 	}
@@ -233,7 +236,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		int cnt = rows * k32;
 		long long base = r0 * K;
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int j = (e / k32) * kp + e % k32;
+			int j = small_at(e, k32, kp);
 			sp[j] = out[base + e];
 			sg[j] = dout[base + e];
 		}
@@ -248,7 +251,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		}
 		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32, j = r * kp + e % k32;
+			int r = e / k32, j = small_at(e, k32, kp);
 			float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
 			dlogits[base + e] = acc ? dlogits[base + e] + v : v;
 		}
