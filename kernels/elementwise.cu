@@ -110,9 +110,43 @@ extern "C" __global__ void add_rows(float *out, const float *inp, const float *r
 	}
 }
 
-// gelu: out = x·Φ(x), in double (erf form, as PyTorch's nn.GELU()).
-extern "C" __global__ void gelu(float *out, const float *inp, long long n) {
-	const double sqrt2 = 1.4142135623730951; // math.Sqrt2
+// The two GELU arithmetics: gelu64 is the CPU's (float64 erf and exp, as
+// PyTorch's nn.GELU()), gelu32 is float32 with CUDA's erff and expf, for
+// Backend.SetFastGELU (a few float32 ulps from gelu64, far less work per
+// element). f is GELU(x) = x·Φ(x); df is d·GELU'(x) = d·(Φ(x) + x·φ(x)).
+struct gelu64 {
+	__device__ static float f(float v) {
+		const double sqrt2 = 1.4142135623730951; // math.Sqrt2
+		double x = (double)v;
+		return (float)(0.5 * x * (1 + erf(x * sqrt2 / 2)));
+	}
+	__device__ static float df(float v, float d) {
+		const double sqrt2 = 1.4142135623730951;   // math.Sqrt2
+		const double sqrt2pi = 2.5066282746310002; // math.Sqrt(2*math.Pi)
+		double x = (double)v;
+		double cdf = 0.5 * (1 + erf(x * sqrt2 / 2));
+		double pdf = exp(-0.5 * x * x) / sqrt2pi;
+		return (float)((double)d * (cdf + x * pdf));
+	}
+};
+
+struct gelu32 {
+	__device__ static float f(float x) {
+		const float rsqrt2 = 0.707106781186547524f; // 1/√2
+		return 0.5f * x * (1.0f + erff(x * rsqrt2));
+	}
+	__device__ static float df(float x, float d) {
+		const float rsqrt2 = 0.707106781186547524f;   // 1/√2
+		const float rsqrt2pi = 0.398942280401432678f; // 1/√(2π)
+		float cdf = 0.5f * (1.0f + erff(x * rsqrt2));
+		float pdf = expf(-0.5f * x * x) * rsqrt2pi;
+		return d * (cdf + x * pdf);
+	}
+};
+
+// gelu_forward: out = G::f(inp).
+template <typename G>
+__device__ __forceinline__ void gelu_forward(float *out, const float *inp, long long n) {
 	LOOP4(i, s, n) {
 		float v[UNROLL];
 		FOR_U {
@@ -122,81 +156,49 @@ extern "C" __global__ void gelu(float *out, const float *inp, long long n) {
 		FOR_U {
 			long long j = i + u * s;
 			if (j < n) {
-				double x = (double)v[u];
-				out[j] = (float)(0.5 * x * (1 + erf(x * sqrt2 / 2)));
+				out[j] = G::f(v[u]);
 			}
 		}
 	}
 }
 
-// gelu_backward: dinp += dout·(Φ(x) + x·φ(x)).
-extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const float *inp, long long n) {
-	const double sqrt2 = 1.4142135623730951;     // math.Sqrt2
-	const double sqrt2pi = 2.5066282746310002;   // math.Sqrt(2*math.Pi)
+// gelu_backward_of: dinp += G::df(inp, dout); acc 0: dinp = … without
+// reading dinp (the tape's first write).
+template <typename G>
+__device__ __forceinline__ void gelu_backward_of(float *dinp, const float *dout, const float *inp, long long n, long long acc) {
 	LOOP4(i, s, n) {
 		float xv[UNROLL], dv[UNROLL], gv[UNROLL];
 		FOR_U {
 			long long j = i + u * s;
 			xv[u] = j < n ? inp[j] : 0.0f;
 			dv[u] = j < n ? dout[j] : 0.0f;
-			gv[u] = j < n ? dinp[j] : 0.0f;
+			gv[u] = j < n && acc ? dinp[j] : 0.0f;
 		}
 		FOR_U {
 			long long j = i + u * s;
 			if (j < n) {
-				double x = (double)xv[u];
-				double cdf = 0.5 * (1 + erf(x * sqrt2 / 2));
-				double pdf = exp(-0.5 * x * x) / sqrt2pi;
-				dinp[j] = gv[u] + (float)((double)dv[u] * (cdf + x * pdf));
+				float v = G::df(xv[u], dv[u]);
+				dinp[j] = acc ? gv[u] + v : v;
 			}
 		}
 	}
 }
 
-// gelu_f32: out = x·Φ(x) in float32 with CUDA's erff, for
-// Backend.SetFastGELU: a few float32 ulps from gelu (which follows the CPU's
-// float64 arithmetic), and far less work per element.
-extern "C" __global__ void gelu_f32(float *out, const float *inp, long long n) {
-	const float rsqrt2 = 0.707106781186547524f; // 1/√2
-	LOOP4(i, s, n) {
-		float v[UNROLL];
-		FOR_U {
-			long long j = i + u * s;
-			v[u] = j < n ? inp[j] : 0.0f;
-		}
-		FOR_U {
-			long long j = i + u * s;
-			if (j < n) {
-				float x = v[u];
-				out[j] = 0.5f * x * (1.0f + erff(x * rsqrt2));
-			}
-		}
-	}
+// gelu: out = x·Φ(x), in double (gelu64).
+extern "C" __global__ void gelu(float *out, const float *inp, long long n) { gelu_forward<gelu64>(out, inp, n); }
+
+// gelu_backward: dinp += dout·(Φ(x) + x·φ(x)) in double (acc 0: dinp = …).
+extern "C" __global__ void gelu_backward(float *dinp, const float *dout, const float *inp, long long n, long long acc) {
+	gelu_backward_of<gelu64>(dinp, dout, inp, n, acc);
 }
 
-// gelu_backward_f32: dinp += dout·(Φ(x) + x·φ(x)) in float32 with erff and
-// expf (Backend.SetFastGELU).
-extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, const float *inp, long long n) {
-	const float rsqrt2 = 0.707106781186547524f;   // 1/√2
-	const float rsqrt2pi = 0.398942280401432678f; // 1/√(2π)
-	LOOP4(i, s, n) {
-		float xv[UNROLL], dv[UNROLL], gv[UNROLL];
-		FOR_U {
-			long long j = i + u * s;
-			xv[u] = j < n ? inp[j] : 0.0f;
-			dv[u] = j < n ? dout[j] : 0.0f;
-			gv[u] = j < n ? dinp[j] : 0.0f;
-		}
-		FOR_U {
-			long long j = i + u * s;
-			if (j < n) {
-				float x = xv[u];
-				float cdf = 0.5f * (1.0f + erff(x * rsqrt2));
-				float pdf = expf(-0.5f * x * x) * rsqrt2pi;
-				dinp[j] = gv[u] + dv[u] * (cdf + x * pdf);
-			}
-		}
-	}
+// gelu_f32: gelu in float32 (gelu32).
+extern "C" __global__ void gelu_f32(float *out, const float *inp, long long n) { gelu_forward<gelu32>(out, inp, n); }
+
+// gelu_backward_f32: gelu_backward in float32 (gelu32).
+extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, const float *inp, long long n,
+                                             long long acc) {
+	gelu_backward_of<gelu32>(dinp, dout, inp, n, acc);
 }
 
 // slice_rows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).

@@ -238,21 +238,28 @@ extern "C" __global__ void sum_finish(float *out, const double *partial, long lo
 	}
 }
 
+// nll_term is row n's −log(max(p[n,y[n]], 1e-8)), NaN propagating as Go's
+// max; a target outside [0, V) flags code and counts 0.
+__device__ __forceinline__ double nll_term(const float *p, const int *y, long long n, long long V, int *err,
+                                           long long code) {
+	int t = y[n];
+	if (t < 0 || t >= V) {
+		flag_error(err, code);
+		return 0;
+	}
+	double pv = (double)p[n * V + t];
+	if (!(pv != pv) && pv < 1e-8) {
+		pv = 1e-8;
+	}
+	return -log(pv);
+}
+
 // nll: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)). One block.
 extern "C" __global__ void nll(float *out, const float *p, const int *y, long long N, long long V, double scale,
                                int *err, long long code) {
 	double s = 0;
 	for (long long n = threadIdx.x; n < N; n += blockDim.x) {
-		int t = y[n];
-		if (t < 0 || t >= V) {
-			flag_error(err, code);
-			continue;
-		}
-		double pv = (double)p[n * V + t];
-		if (!(pv != pv) && pv < 1e-8) { // max, NaN propagating as Go's max
-			pv = 1e-8;
-		}
-		s -= log(pv);
+		s += nll_term(p, y, n, V, err, code);
 	}
 	s = block_sum(s);
 	if (threadIdx.x == 0) {
@@ -271,16 +278,7 @@ extern "C" __global__ void nll_partial(double *partial, const float *p, const in
 		long long lo = b * piece, hi = min_ll(N, lo + piece);
 		double s = 0;
 		for (long long n = lo + threadIdx.x; n < hi; n += blockDim.x) {
-			int t = y[n];
-			if (t < 0 || t >= V) {
-				flag_error(err, code);
-				continue;
-			}
-			double pv = (double)p[n * V + t];
-			if (!(pv != pv) && pv < 1e-8) { // max, NaN propagating as Go's max
-				pv = 1e-8;
-			}
-			s -= log(pv);
+			s += nll_term(p, y, n, V, err, code);
 		}
 		s = block_sum(s);
 		if (threadIdx.x == 0) {

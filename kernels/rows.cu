@@ -126,9 +126,10 @@ extern "C" __global__ void softmax(float *out, const float *logits, const float 
 	}
 }
 
-// softmax_backward: dlogits += out⊙(dout − Σ_k dout·out)/tau, in float64.
+// softmax_backward: dlogits += out⊙(dout − Σ_k dout·out)/tau, in float64
+// (acc 0: dlogits = …, the tape's first write).
 extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, const float *out, double tau,
-                                            long long N, long long K) {
+                                            long long N, long long K, long long acc) {
 	int lane = threadIdx.x % 32;
 	double inv = 1 / (double)(float)tau;
 	WARP_LOOP(n, N) {
@@ -140,7 +141,8 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 		dot = warp_sum(dot);
 		float *dl = dlogits + n * K;
 		for (long long k = lane; k < K; k += 32) {
-			dl[k] += (float)((double)p[k] * ((double)g[k] - dot) * inv);
+			float v = (float)((double)p[k] * ((double)g[k] - dot) * inv);
+			dl[k] = acc ? dl[k] + v : v;
 		}
 	}
 }
@@ -158,6 +160,10 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 #define SMALL_ROWS 128
 #define SMALL_K 32
 #define SMALL_PAD(K) ((K) | 1)
+
+// small_at is the shared-memory slot of element e of a chunk (row e / K,
+// column e % K, rows padded to kp).
+__device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k32) * kp + e % k32; }
 
 #define CHUNK_LOOP(r0, rows)                                                                   \
 	for (long long r0 = (long long)blockIdx.x * SMALL_ROWS; r0 < (rows); \
@@ -186,7 +192,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 				v += noise[base + e];
 			}
 			v /= t;
-			sh[(e / k32) * kp + e % k32] = v;
+			sh[small_at(e, k32, kp)] = v;
 		}
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
@@ -205,8 +211,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 		}
 		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32;
-			out[base + e] = (float)((double)sh[r * kp + e % k32] * sinv[r]);
+			out[base + e] = (float)((double)sh[small_at(e, k32, kp)] * sinv[e / k32]);
 		}
 		__syncthreads(); // sh and sinv are reused by the next chunk
 	}
@@ -214,9 +219,10 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 
 // softmax_backward_small: softmax_backward for K ≤ SMALL_K, one thread per
 // row for the dot product Σ_k out·dout (in order, float64, as the CPU), then
-// dlogits += out⊙(dout − dot)/tau elementwise with coalesced accesses.
+// dlogits += out⊙(dout − dot)/tau elementwise with coalesced accesses (acc 0:
+// dlogits = …).
 extern "C" __global__ void softmax_backward_small(float *dlogits, const float *dout, const float *out, double tau,
-                                                  long long N, long long K) {
+                                                  long long N, long long K, long long acc) {
 	__shared__ float sp[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ float sg[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ double sdot[SMALL_ROWS];
@@ -230,7 +236,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		int cnt = rows * k32;
 		long long base = r0 * K;
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int j = (e / k32) * kp + e % k32;
+			int j = small_at(e, k32, kp);
 			sp[j] = out[base + e];
 			sg[j] = dout[base + e];
 		}
@@ -245,8 +251,9 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		}
 		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32, j = r * kp + e % k32;
-			dlogits[base + e] += (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+			int r = e / k32, j = small_at(e, k32, kp);
+			float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+			dlogits[base + e] = acc ? dlogits[base + e] + v : v;
 		}
 		__syncthreads(); // sp, sg and sdot are reused by the next chunk
 	}
@@ -292,10 +299,13 @@ extern "C" __global__ void skip_mix_backward_z(float *dz, const float *dout, con
 // pass, one warp per row: dprev += g·dout, dhat += (1−g)·dout (either may be
 // null), dz[n,skip] += Σ_d dout·(prev − hat) in float64 (dz may be null);
 // dout is read once. The same operations in the same order as the two
-// kernels, so the results are identical to theirs.
+// kernels, so the results are identical to theirs. acc's bits 1, 2, 4
+// (model.SkipMixAcc: prev, hat, z) say which outputs accumulate; a clear bit
+// overwrites that output (dz: its whole row, zero outside column skip).
 extern "C" __global__ void skip_mix_backward(float *dprev, float *dhat, float *dz, const float *dout,
                                              const float *prev, const float *hat, const float *z, long long N,
-                                             long long D, long long K, long long skip) {
+                                             long long D, long long K, long long skip, long long acc) {
+	bool ap = acc & 1, ah = acc & 2, az = acc & 4;
 	int lane = threadIdx.x % 32;
 	WARP_LOOP(n, N) {
 		float g = z[n * K + skip];
@@ -304,10 +314,10 @@ extern "C" __global__ void skip_mix_backward(float *dprev, float *dhat, float *d
 			long long j = n * D + i;
 			float v = dout[j];
 			if (dprev) {
-				dprev[j] += g * v;
+				dprev[j] = ap ? dprev[j] + g * v : g * v;
 			}
 			if (dhat) {
-				dhat[j] += (1 - g) * v;
+				dhat[j] = ah ? dhat[j] + (1 - g) * v : (1 - g) * v;
 			}
 			if (dz) {
 				s += (double)v * ((double)prev[j] - (double)hat[j]);
@@ -315,8 +325,15 @@ extern "C" __global__ void skip_mix_backward(float *dprev, float *dhat, float *d
 		}
 		if (dz) { // the same for every lane, so the whole warp shuffles
 			s = warp_sum(s);
+			if (!az) {
+				for (long long k = lane; k < K; k += 32) {
+					if (k != skip) {
+						dz[n * K + k] = 0;
+					}
+				}
+			}
 			if (lane == 0) {
-				dz[n * K + skip] += (float)s;
+				dz[n * K + skip] = az ? dz[n * K + skip] + (float)s : (float)s;
 			}
 		}
 	}

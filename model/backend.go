@@ -92,8 +92,9 @@ type Backend interface {
 
 	// GELU: out = inp·Φ(inp) (exact, erf form, as PyTorch's nn.GELU()).
 	GELU(out, inp *Tensor)
-	// GELUBackward: dinp += dout·GELU'(inp).
-	GELUBackward(dinp, dout, inp *Tensor)
+	// GELUBackward: dinp += dout·GELU'(inp); with acc false it overwrites
+	// dinp = dout·GELU'(inp) (the tape's first write of dinp).
+	GELUBackward(dinp, dout, inp *Tensor, acc bool)
 
 	// SliceRows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 	SliceRows(out, inp *Tensor, N, S, start, R, C int)
@@ -123,8 +124,9 @@ type Backend interface {
 	// Softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K.
 	// noise may be nil (no noise). out, logits, noise (N,K).
 	Softmax(out, logits, noise *Tensor, tau float32, N, K int)
-	// SoftmaxBackward: dlogits += (out ⊙ (dout − Σ_k dout·out))/tau.
-	SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int)
+	// SoftmaxBackward: dlogits += (out ⊙ (dout − Σ_k dout·out))/tau; with
+	// acc false it overwrites dlogits.
+	SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int, acc bool)
 	// OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int.
 	OneHot(out, idx *Tensor, N, K int)
 	// ArgmaxOneHot: out[n,:] = onehot(argmax_k logits[n,k]) (first max wins).
@@ -133,8 +135,10 @@ type Backend interface {
 	// SkipMix is the interpreter's gate: g = z[n,skip],
 	// out[n,:] = g·prev[n,:] + (1−g)·hat[n,:]. out, prev, hat (N,D); z (N,K).
 	SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int)
-	// SkipMixBackward accumulates into dprev, dhat and dz[:,skip].
-	SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int)
+	// SkipMixBackward accumulates into dprev, dhat and dz[:,skip]; an output
+	// whose flag in acc (SkipMixAcc*) is clear is overwritten instead (dz:
+	// its whole rows, zero outside column skip).
+	SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int, acc SkipMixAcc)
 
 	// NLL: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)). p (N,V), y (N) int, out (1).
 	NLL(out, p, y *Tensor, N, V int, scale float32)
@@ -172,3 +176,15 @@ func GumbelUniform(seed uint64, i uint64) float64 {
 	z ^= z >> 31
 	return (float64(z>>40) + 0.5) / (1 << 24)
 }
+
+// SkipMixAcc says which outputs of SkipMixBackward accumulate (a set flag)
+// rather than being overwritten.
+type SkipMixAcc uint8
+
+// The outputs of SkipMixBackward.
+const (
+	SkipMixAccPrev SkipMixAcc = 1 << iota
+	SkipMixAccHat
+	SkipMixAccZ
+	SkipMixAccAll = SkipMixAccPrev | SkipMixAccHat | SkipMixAccZ
+)

@@ -680,7 +680,7 @@ func (c *CPU) AttentionBackward(dqkv, scratch, dout, qkv, att *Tensor, B, S, C, 
 // geluJob applies GELU or its backward to elements [lo, hi).
 type geluJob struct {
 	out, inp, dinp, dout []float32
-	backward             bool
+	backward, acc        bool
 }
 
 const geluGrain = 2048
@@ -700,7 +700,11 @@ func (j *geluJob) run(_, lo, hi int) {
 		xv := float64(v)
 		cdf := 0.5 * (1 + math.Erf(xv*math.Sqrt2/2))
 		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
-		di[i] += float32(float64(g[i]) * (cdf + xv*pdf))
+		v := float32(float64(g[i]) * (cdf + xv*pdf))
+		if j.acc {
+			v += di[i]
+		}
+		di[i] = v
 	}
 }
 
@@ -715,13 +719,13 @@ func (c *CPU) GELU(out, inp *Tensor) {
 	*j = geluJob{}
 }
 
-// GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)).
-func (c *CPU) GELUBackward(dinp, dout, inp *Tensor) {
+// GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)) (acc false: dinp =).
+func (c *CPU) GELUBackward(dinp, dout, inp *Tensor, acc bool) {
 	if dinp.Len() != inp.Len() || dout.Len() != inp.Len() {
 		panic("model: GELUBackward: length mismatch")
 	}
 	j := &c.gelu
-	j.dinp, j.dout, j.inp, j.backward = dinp.F32(), dout.F32(), inp.F32(), true
+	j.dinp, j.dout, j.inp, j.backward, j.acc = dinp.F32(), dout.F32(), inp.F32(), true, acc
 	c.pool.parallelFor(len(j.inp), geluGrain, j)
 	*j = geluJob{}
 }
@@ -878,7 +882,7 @@ type softmaxJob struct {
 	out, logits, noise, dlogits, dout []float32
 	tau                               float32
 	K                                 int
-	backward                          bool
+	backward, acc                     bool
 }
 
 func (j *softmaxJob) run(_, lo, hi int) {
@@ -894,7 +898,11 @@ func (j *softmaxJob) run(_, lo, hi int) {
 			}
 			inv := 1 / float64(j.tau)
 			for k, p := range o {
-				dl[k] += float32(float64(p) * (float64(g[k]) - dot) * inv)
+				v := float32(float64(p) * (float64(g[k]) - dot) * inv)
+				if j.acc {
+					v += dl[k]
+				}
+				dl[k] = v
 			}
 			continue
 		}
@@ -939,8 +947,8 @@ func (c *CPU) Softmax(out, logits, noise *Tensor, tau float32, N, K int) {
 	*j = softmaxJob{}
 }
 
-// SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
-func (c *CPU) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int) {
+// SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau (acc false: dlogits =).
+func (c *CPU) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int, acc bool) {
 	CheckDims("model: SoftmaxBackward: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: SoftmaxBackward: tau must be positive")
@@ -949,7 +957,7 @@ func (c *CPU) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int)
 	j.dlogits = f32(dlogits, N*K, "model: SoftmaxBackward: dlogits shorter than N·K")
 	j.dout = f32(dout, N*K, "model: SoftmaxBackward: dout shorter than N·K")
 	j.out = f32(out, N*K, "model: SoftmaxBackward: out shorter than N·K")
-	j.tau, j.K, j.backward = tau, K, true
+	j.tau, j.K, j.backward, j.acc = tau, K, true, acc
 	c.pool.parallelFor(N, max(1, 2048/max(K, 1)), j)
 	*j = softmaxJob{}
 }
@@ -1015,8 +1023,9 @@ func (c *CPU) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 }
 
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
-// dz[n,skip] += Σ_d dout·(prev − hat) (summed in float64).
-func (c *CPU) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int) {
+// dz[n,skip] += Σ_d dout·(prev − hat) (summed in float64); the outputs
+// whose flag in acc is clear are overwritten instead (dz's whole rows).
+func (c *CPU) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int, acc SkipMixAcc) {
 	CheckDims("model: SkipMixBackward: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMixBackward: skip outside [0, K)")
@@ -1032,13 +1041,27 @@ func (c *CPU) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D,
 		g := zs[n*K+skip]
 		gd := do[n*D : (n+1)*D]
 		if dp != nil {
-			for i, v := range gd {
-				dp[n*D+i] += g * v
+			row := dp[n*D : (n+1)*D]
+			if acc&SkipMixAccPrev != 0 {
+				for i, v := range gd {
+					row[i] += g * v
+				}
+			} else {
+				for i, v := range gd {
+					row[i] = g * v
+				}
 			}
 		}
 		if dh != nil {
-			for i, v := range gd {
-				dh[n*D+i] += (1 - g) * v
+			row := dh[n*D : (n+1)*D]
+			if acc&SkipMixAccHat != 0 {
+				for i, v := range gd {
+					row[i] += (1 - g) * v
+				}
+			} else {
+				for i, v := range gd {
+					row[i] = (1 - g) * v
+				}
 			}
 		}
 		if dzs != nil {
@@ -1047,7 +1070,12 @@ func (c *CPU) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D,
 			for i, v := range gd {
 				s += float64(v) * (float64(p[i]) - float64(h[i]))
 			}
-			dzs[n*K+skip] += float32(s)
+			if acc&SkipMixAccZ != 0 {
+				dzs[n*K+skip] += float32(s)
+			} else {
+				clear(dzs[n*K : (n+1)*K])
+				dzs[n*K+skip] = float32(s)
+			}
 		}
 	}
 }

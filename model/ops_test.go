@@ -170,6 +170,9 @@ type gradCase struct {
 	mirror func(in [][]float64) []float64
 	fwd    func(out *Tensor, ins []*Tensor)
 	bwd    func(dout *Tensor, ins, grads []*Tensor)
+	// over, if set, is bwd's overwriting form (acc false): run on gradients
+	// filled with NaN, it must give what bwd added.
+	over func(dout *Tensor, ins, grads []*Tensor)
 
 	fatol, frtol float64 // forward tolerance (zero: default 1e-5, 1e-4)
 	atol, rtol   float64 // gradient tolerance (zero: default 1e-4, 1e-3)
@@ -242,6 +245,7 @@ func runGrad(t *testing.T, h *opHarness, gc gradCase) {
 	}
 	gc.bwd(dout, ins, grads) // again: must add the same amount
 	r64 := to64(r)
+	added := make([][]float64, len(grads))
 	for k, g := range grads {
 		if g == nil {
 			continue
@@ -255,6 +259,22 @@ func runGrad(t *testing.T, h *opHarness, gc gradCase) {
 		}
 		checkClose(t, fmt.Sprintf("%s d(input %d)", gc.name, k), d1, ref, gc.atol, gc.rtol)
 		checkClose(t, fmt.Sprintf("%s d(input %d) second call (accumulate)", gc.name, k), d2, d1, 1e-6, 1e-5)
+		added[k] = d1
+	}
+	if gc.over != nil {
+		for _, g := range grads {
+			if g != nil {
+				for i := range g.F32() {
+					g.F32()[i] = float32(math.NaN())
+				}
+			}
+		}
+		gc.over(dout, ins, grads)
+		for k, g := range grads {
+			if g != nil {
+				checkClose(t, fmt.Sprintf("%s d(input %d) overwriting form", gc.name, k), to64(g.F32()), added[k], 1e-6, 1e-5)
+			}
+		}
 	}
 	h.finish(gc.name)
 }
@@ -525,8 +545,9 @@ func TestGradGELU(t *testing.T) {
 				}
 				return out
 			},
-			fwd: func(out *Tensor, in []*Tensor) { h.c.GELU(out, in[0]) },
-			bwd: func(dout *Tensor, in, g []*Tensor) { h.c.GELUBackward(g[0], dout, in[0]) },
+			fwd:  func(out *Tensor, in []*Tensor) { h.c.GELU(out, in[0]) },
+			bwd:  func(dout *Tensor, in, g []*Tensor) { h.c.GELUBackward(g[0], dout, in[0], true) },
+			over: func(dout *Tensor, in, g []*Tensor) { h.c.GELUBackward(g[0], dout, in[0], false) },
 		})
 	}
 }
@@ -683,7 +704,12 @@ func TestGradSoftmax(t *testing.T) {
 					bwd: func(dout *Tensor, in, g []*Tensor) {
 						p := h.out(N * K)
 						h.c.Softmax(p, in[0], noiseT, tau, N, K)
-						h.c.SoftmaxBackward(g[0], dout, p, tau, N, K)
+						h.c.SoftmaxBackward(g[0], dout, p, tau, N, K, true)
+					},
+					over: func(dout *Tensor, in, g []*Tensor) {
+						p := h.out(N * K)
+						h.c.Softmax(p, in[0], noiseT, tau, N, K)
+						h.c.SoftmaxBackward(g[0], dout, p, tau, N, K, false)
 					},
 				})
 			}
@@ -712,7 +738,10 @@ func TestGradSkipMix(t *testing.T) {
 			},
 			fwd: func(out *Tensor, in []*Tensor) { h.c.SkipMix(out, in[0], in[1], in[2], N, D, K, skip) },
 			bwd: func(dout *Tensor, in, g []*Tensor) {
-				h.c.SkipMixBackward(g[0], g[1], g[2], dout, in[0], in[1], in[2], N, D, K, skip)
+				h.c.SkipMixBackward(g[0], g[1], g[2], dout, in[0], in[1], in[2], N, D, K, skip, SkipMixAccAll)
+			},
+			over: func(dout *Tensor, in, g []*Tensor) {
+				h.c.SkipMixBackward(g[0], g[1], g[2], dout, in[0], in[1], in[2], N, D, K, skip, 0)
 			},
 		})
 	}
@@ -1084,9 +1113,9 @@ func TestOpSizeZero(t *testing.T) {
 	c.Attention(e, e, e, 0, 3, 4, 2)
 	c.AttentionBackward(e, e, e, e, e, 0, 3, 4, 2)
 	c.GELU(e, e)
-	c.GELUBackward(e, e, e)
+	c.GELUBackward(e, e, e, true)
 	c.Softmax(e, e, nil, 1, 0, 4)
-	c.SoftmaxBackward(e, e, e, 1, 0, 4)
+	c.SoftmaxBackward(e, e, e, 1, 0, 4, true)
 	c.SumRows(e, e, 5, 0)
 	c.NLL(one, e, ei, 0, 3, 1)
 	if one.F32()[0] != 0 {
@@ -1196,13 +1225,13 @@ func parallelOps(c *CPU) [][]float32 {
 	p := zeros(N * D)
 	c.Softmax(p, x, vals(N*D), 0.7, N, D)
 	dl := vals(N * D)
-	c.SoftmaxBackward(dl, vals(N*D), p, 0.7, N, D)
+	c.SoftmaxBackward(dl, vals(N*D), p, 0.7, N, D, true)
 	keep(p, dl)
 
 	g := zeros(N * D)
 	c.GELU(g, x)
 	dg := vals(N * D)
-	c.GELUBackward(dg, vals(N*D), x)
+	c.GELUBackward(dg, vals(N*D), x, true)
 	keep(g, dg)
 
 	ss := zeros(1)
@@ -1286,9 +1315,9 @@ func TestCPUAllocs(t *testing.T) {
 			"LayerNorm":         func() { c.LayerNorm(y, mean, rstd, x, w, bb, R, D) },
 			"LayerNormBackward": func() { c.LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd, R, D) },
 			"Softmax":           func() { c.Softmax(y, x, noise, 0.5, R, D) },
-			"SoftmaxBackward":   func() { c.SoftmaxBackward(dx, dy, y, 0.5, R, D) },
+			"SoftmaxBackward":   func() { c.SoftmaxBackward(dx, dy, y, 0.5, R, D, true) },
 			"GELU":              func() { c.GELU(y, x) },
-			"GELUBackward":      func() { c.GELUBackward(dx, dy, x) },
+			"GELUBackward":      func() { c.GELUBackward(dx, dy, x, true) },
 			"SumSquares":        func() { c.SumSquares(mean, x) },
 		}
 		for name, f := range ops {

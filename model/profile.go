@@ -204,9 +204,9 @@ func (pr *Profiled) GELU(out, inp *Tensor) {
 }
 
 // GELUBackward times the wrapped backend's GELUBackward.
-func (pr *Profiled) GELUBackward(dinp, dout, inp *Tensor) {
+func (pr *Profiled) GELUBackward(dinp, dout, inp *Tensor, acc bool) {
 	defer pr.done("GELUBackward", time.Now())
-	pr.Backend.GELUBackward(dinp, dout, inp)
+	pr.Backend.GELUBackward(dinp, dout, inp, acc)
 }
 
 // SliceRows times the wrapped backend's SliceRows.
@@ -264,9 +264,9 @@ func (pr *Profiled) Softmax(out, logits, noise *Tensor, tau float32, N, K int) {
 }
 
 // SoftmaxBackward times the wrapped backend's SoftmaxBackward.
-func (pr *Profiled) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int) {
+func (pr *Profiled) SoftmaxBackward(dlogits, dout, out *Tensor, tau float32, N, K int, acc bool) {
 	defer pr.done("SoftmaxBackward", time.Now())
-	pr.Backend.SoftmaxBackward(dlogits, dout, out, tau, N, K)
+	pr.Backend.SoftmaxBackward(dlogits, dout, out, tau, N, K, acc)
 }
 
 // OneHot times the wrapped backend's OneHot.
@@ -300,9 +300,9 @@ func (pr *Profiled) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 }
 
 // SkipMixBackward times the wrapped backend's SkipMixBackward.
-func (pr *Profiled) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int) {
+func (pr *Profiled) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int, acc SkipMixAcc) {
 	defer pr.done("SkipMixBackward", time.Now())
-	pr.Backend.SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z, N, D, K, skip)
+	pr.Backend.SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z, N, D, K, skip, acc)
 }
 
 // NLL times the wrapped backend's NLL.

@@ -695,8 +695,7 @@ func (tp *Tape) Backward(loss *Tensor) {
 			tp.clearFirst(qkv.Grad)
 			b.AttentionBackward(qkv.Grad, scratch, dout, qkv, att, n.i[0], n.i[1], n.i[2], n.i[3])
 		case opGELU:
-			tp.clearFirst(t[1].Grad)
-			b.GELUBackward(t[1].Grad, dout, t[1])
+			b.GELUBackward(t[1].Grad, dout, t[1], !tp.first(t[1].Grad))
 		case opAdd:
 			tp.addInto(t[1].Grad, 1, dout)
 			tp.addInto(t[2].Grad, 1, dout)
@@ -728,13 +727,20 @@ func (tp *Tape) Backward(loss *Tensor) {
 			A, B, C := n.i[0], n.i[1], n.i[2]
 			b.Transpose01(t[1].Grad, dout, B, A, C, !tp.first(t[1].Grad))
 		case opSoftmax:
-			tp.clearFirst(t[1].Grad)
-			b.SoftmaxBackward(t[1].Grad, dout, out, n.f, n.i[0], n.i[1])
+			acc := !tp.first(t[1].Grad)
+			b.SoftmaxBackward(t[1].Grad, dout, out, n.f, n.i[0], n.i[1], acc)
 		case opSkipMix:
-			tp.clearFirst(gradOf(t[1]))
-			tp.clearFirst(gradOf(t[2]))
-			tp.clearFirst(gradOf(t[3]))
-			b.SkipMixBackward(gradOf(t[1]), gradOf(t[2]), gradOf(t[3]), dout, t[1], t[2], t[3], n.i[0], n.i[1], n.i[2], n.i[3])
+			acc := SkipMixAccAll
+			if tp.first(gradOf(t[1])) {
+				acc &^= SkipMixAccPrev
+			}
+			if tp.first(gradOf(t[2])) {
+				acc &^= SkipMixAccHat
+			}
+			if tp.first(gradOf(t[3])) {
+				acc &^= SkipMixAccZ
+			}
+			b.SkipMixBackward(gradOf(t[1]), gradOf(t[2]), gradOf(t[3]), dout, t[1], t[2], t[3], n.i[0], n.i[1], n.i[2], n.i[3], acc)
 		case opNLL:
 			tp.clearFirst(t[1].Grad)
 			b.NLLBackward(t[1].Grad, dout, t[1], t[2], n.i[0], n.i[1], n.f)

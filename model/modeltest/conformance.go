@@ -720,8 +720,12 @@ func caseGELUBackward(h *harness) {
 		inp := h.input(fmt.Sprintf("inp n%d", n), h.vals(n, -6, 6))
 		dout := h.input(fmt.Sprintf("dout n%d", n), h.vals(n, -1, 1))
 		dinp := h.grad(fmt.Sprintf("dinp n%d", n), h.vals(n, -1, 1))
-		h.both(func(be model.Backend, s side) { be.GELUBackward(dinp.on(s), dout.on(s), inp.on(s)) })
+		h.both(func(be model.Backend, s side) { be.GELUBackward(dinp.on(s), dout.on(s), inp.on(s), true) })
 		h.checkGrad(dinp)
+		// acc false: overwrites (dinp starts as NaN)
+		over := h.output(fmt.Sprintf("dinp (overwritten) n%d", n), n)
+		h.both(func(be model.Backend, s side) { be.GELUBackward(over.on(s), dout.on(s), inp.on(s), false) })
+		h.checkGrad(over)
 	}
 }
 
@@ -881,9 +885,14 @@ func caseSoftmaxBackward(h *harness) {
 			dout := h.input("dout "+name, h.vals(N*K, -1, 1))
 			dlogits := h.grad("dlogits "+name, h.vals(N*K, -1, 1))
 			h.both(func(be model.Backend, s side) {
-				be.SoftmaxBackward(dlogits.on(s), dout.on(s), out.on(s), tau, N, K)
+				be.SoftmaxBackward(dlogits.on(s), dout.on(s), out.on(s), tau, N, K, true)
 			})
 			h.checkGrad(dlogits)
+			over := h.output("dlogits (overwritten) "+name, N*K)
+			h.both(func(be model.Backend, s side) {
+				be.SoftmaxBackward(over.on(s), dout.on(s), out.on(s), tau, N, K, false)
+			})
+			h.checkGrad(over)
 		}
 	}
 }
@@ -950,11 +959,40 @@ func caseSkipMixBackward(h *harness) {
 			dprev, dhat = nil, nil // nil gradients are skipped
 		}
 		h.both(func(be model.Backend, s side) {
-			be.SkipMixBackward(dprev.on(s), dhat.on(s), dz.on(s), dout.on(s), prev.on(s), hat.on(s), z.on(s), N, D, K, skip)
+			be.SkipMixBackward(dprev.on(s), dhat.on(s), dz.on(s), dout.on(s), prev.on(s), hat.on(s), z.on(s), N, D, K, skip, model.SkipMixAccAll)
 		})
 		for _, p := range []*pair{dprev, dhat, dz} {
 			if p != nil {
 				h.checkGrad(p)
+			}
+		}
+		// Each output overwritten in turn (it starts as NaN; dz's whole rows),
+		// the others accumulating.
+		for _, o := range []model.SkipMixAcc{model.SkipMixAccPrev, model.SkipMixAccHat, model.SkipMixAccZ} {
+			if k == 1 && o != model.SkipMixAccZ {
+				continue
+			}
+			gp, gh, gz := h.grad("dprev "+name, h.vals(N*D, -1, 1)), h.grad("dhat "+name, h.vals(N*D, -1, 1)), h.grad("dz "+name, h.vals(N*K, -1, 1))
+			over := h.output(fmt.Sprintf("overwritten output %d %s", o, name), map[bool]int{true: N * K, false: N * D}[o == model.SkipMixAccZ])
+			switch o {
+			case model.SkipMixAccPrev:
+				gp = over
+			case model.SkipMixAccHat:
+				gh = over
+			default:
+				gz = over
+			}
+			if k == 1 {
+				gp, gh = nil, nil
+			}
+			acc := model.SkipMixAccAll &^ o
+			h.both(func(be model.Backend, s side) {
+				be.SkipMixBackward(gp.on(s), gh.on(s), gz.on(s), dout.on(s), prev.on(s), hat.on(s), z.on(s), N, D, K, skip, acc)
+			})
+			for _, p := range []*pair{gp, gh, gz} {
+				if p != nil {
+					h.checkGrad(p)
+				}
 			}
 		}
 	}

@@ -162,7 +162,7 @@ func TestFastGELU(t *testing.T) {
 	}
 	wantFwd, wantBwd := make([]float32, n), slices.Clone(dinp)
 	cpu.GELU(cpuTensor(wantFwd), cpuTensor(x))
-	cpu.GELUBackward(cpuTensor(wantBwd), cpuTensor(dout), cpuTensor(x))
+	cpu.GELUBackward(cpuTensor(wantBwd), cpuTensor(dout), cpuTensor(x), true)
 	mx, mg, mo, md := b.Alloc(n), b.Alloc(n), b.Alloc(n), b.Alloc(n)
 	defer b.Free(mx)
 	defer b.Free(mg)
@@ -179,7 +179,7 @@ func TestFastGELU(t *testing.T) {
 		b.SetFastGELU(mode.fast)
 		b.GELU(to, tx)
 		b.Upload(td, dinp)
-		b.GELUBackward(td, tg, tx)
+		b.GELUBackward(td, tg, tx, true)
 		for _, c := range []struct {
 			name string
 			t    *model.Tensor

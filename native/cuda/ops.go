@@ -422,8 +422,8 @@ func (b *Backend) GELU(out, inp *model.Tensor) {
 }
 
 // GELUBackward: dinp += dout·(Φ(inp) + inp·φ(inp)), per element in float64
-// (in float32 after SetFastGELU(true)).
-func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
+// (in float32 after SetFastGELU(true)); acc false overwrites dinp.
+func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor, acc bool) {
 	if dinp.Len() != inp.Len() || dout.Len() != inp.Len() {
 		panic("model: GELUBackward: length mismatch")
 	}
@@ -438,7 +438,7 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor) {
 	if b.fastGELU {
 		k = kGELUBackwardF32
 	}
-	b.each4(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()))
+	b.each4(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()), boolArg(acc))
 }
 
 // ---------------------------------------------------------------------------
@@ -577,8 +577,8 @@ func (b *Backend) softmaxRows(out, logits, noise, tau uint64, N, K int) {
 	b.warps(kSoftmax, N, out, logits, noise, tau, i64(N), i64(K))
 }
 
-// SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau.
-func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32, N, K int) {
+// SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau (acc false: =).
+func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32, N, K int, acc bool) {
 	model.CheckDims("model: SoftmaxBackward: negative dimension", N, K)
 	if !(tau > 0) {
 		panic("model: SoftmaxBackward: tau must be positive")
@@ -591,10 +591,10 @@ func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32,
 	}
 	defer b.end()
 	if K <= smallK { // one thread per row (rows.cu), as Softmax
-		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K))
+		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), boolArg(acc))
 		return
 	}
-	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K))
+	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), boolArg(acc))
 }
 
 // OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int. An
@@ -644,8 +644,9 @@ func (b *Backend) SkipMix(out, prev, hat, z *model.Tensor, N, D, K, skip int) {
 }
 
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and
-// dz[n,skip] += Σ_d dout·(prev − hat) (in float64).
-func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Tensor, N, D, K, skip int) {
+// dz[n,skip] += Σ_d dout·(prev − hat) (in float64); outputs whose flag in
+// acc is clear are overwritten (dz: whole rows).
+func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Tensor, N, D, K, skip int, acc model.SkipMixAcc) {
 	model.CheckDims("model: SkipMixBackward: negative dimension", N, D, K)
 	if skip < 0 || skip >= K {
 		panic("model: SkipMixBackward: skip outside [0, K)")
@@ -667,7 +668,7 @@ func (b *Backend) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *model.Ten
 	// One pass, a warp per row (the same results as skip_mix_backward_inputs
 	// followed by skip_mix_backward_z, reading dout once).
 	b.warps(kSkipMixBackward, N, devPtr(dprev), devPtr(dhat), devPtr(dz), devPtr(dout), devPtr(prev), devPtr(hat), devPtr(z),
-		i64(N), i64(D), i64(K), i64(skip))
+		i64(N), i64(D), i64(K), i64(skip), uint64(acc))
 }
 
 // ---------------------------------------------------------------------------
