@@ -201,6 +201,135 @@ extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, con
 	gelu_backward_of<gelu32>(dinp, dout, inp, n, acc);
 }
 
+// The BiasGELU kernels: element i of inp (R,m,C) takes bias[r,c], r = i/(m·C),
+// c = i%C; the sum inp + bias is rounded to float32 before G, as AddRows (or
+// Add) then GELU would. mC = m·C. I is the index type (unsigned when every
+// index fits, as in add_rows).
+template <typename G, typename I>
+__device__ __forceinline__ void bias_gelu_body(float *out, const float *inp, const float *bias, long long n, I mC, I C) {
+	LOOP4(i, s, n) {
+		float v[UNROLL];
+		FOR_U {
+			long long j = i + u * s;
+			v[u] = j < n ? inp[j] + bias[((I)j / mC) * C + (I)j % C] : 0.0f;
+		}
+		FOR_U {
+			long long j = i + u * s;
+			if (j < n) {
+				out[j] = G::f(v[u]);
+			}
+		}
+	}
+}
+
+// bias_gelu_backward_body: dinp += G::df(inp + bias, dout) (acc 0: dinp = …).
+template <typename G, typename I>
+__device__ __forceinline__ void bias_gelu_backward_body(float *dinp, const float *dout, const float *inp, const float *bias,
+                                                        long long n, I mC, I C, long long acc) {
+	LOOP4(i, s, n) {
+		float xv[UNROLL], dv[UNROLL], gv[UNROLL];
+		FOR_U {
+			long long j = i + u * s;
+			xv[u] = j < n ? inp[j] + bias[((I)j / mC) * C + (I)j % C] : 0.0f;
+			dv[u] = j < n ? dout[j] : 0.0f;
+			gv[u] = j < n && acc ? dinp[j] : 0.0f;
+		}
+		FOR_U {
+			long long j = i + u * s;
+			if (j < n) {
+				float v = G::df(xv[u], dv[u]);
+				dinp[j] = acc ? gv[u] + v : v;
+			}
+		}
+	}
+}
+
+template <typename G>
+__device__ __forceinline__ void bias_gelu_of(float *out, const float *inp, const float *bias, long long R, long long m,
+                                             long long C) {
+	long long n = R * m * C;
+	if (n < 0xffffffffLL) {
+		bias_gelu_body<G, unsigned>(out, inp, bias, n, (unsigned)(m * C), (unsigned)C);
+	} else {
+		bias_gelu_body<G, long long>(out, inp, bias, n, m * C, C);
+	}
+}
+
+template <typename G>
+__device__ __forceinline__ void bias_gelu_backward_of(float *dinp, const float *dout, const float *inp, const float *bias,
+                                                      long long R, long long m, long long C, long long acc) {
+	long long n = R * m * C;
+	if (n < 0xffffffffLL) {
+		bias_gelu_backward_body<G, unsigned>(dinp, dout, inp, bias, n, (unsigned)(m * C), (unsigned)C, acc);
+	} else {
+		bias_gelu_backward_body<G, long long>(dinp, dout, inp, bias, n, m * C, C, acc);
+	}
+}
+
+// bias_gelu_backward_groups_of: one thread per (r, c), over the m rows of
+// group r: d = G::df(inp + bias[r,c], dout); dinp += d (acc 0: dinp = d;
+// null: skipped); dbias[r,c] += Σ_j d in float64, in row order (null:
+// skipped). For few rows per group; reads each element once.
+template <typename G>
+__device__ __forceinline__ void bias_gelu_backward_groups_of(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                             const float *bias, long long R, long long m, long long C,
+                                                             long long acc) {
+	LOOP(i, R * C) {
+		long long r = i / C, c = i - r * C;
+		float b = bias[i];
+		double sum = 0;
+		for (long long j = 0; j < m; j++) {
+			long long k = (r * m + j) * C + c;
+			float d = G::df(inp[k] + b, dout[k]);
+			if (dinp) {
+				dinp[k] = acc ? dinp[k] + d : d;
+			}
+			sum += (double)d;
+		}
+		if (dbias) {
+			dbias[i] += (float)sum;
+		}
+	}
+}
+
+// bias_gelu: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) in double (gelu64).
+extern "C" __global__ void bias_gelu(float *out, const float *inp, const float *bias, long long R, long long m, long long C) {
+	bias_gelu_of<gelu64>(out, inp, bias, R, m, C);
+}
+
+// bias_gelu_f32: bias_gelu in float32 (gelu32).
+extern "C" __global__ void bias_gelu_f32(float *out, const float *inp, const float *bias, long long R, long long m,
+                                         long long C) {
+	bias_gelu_of<gelu32>(out, inp, bias, R, m, C);
+}
+
+// bias_gelu_backward: dinp += dout·GELU'(inp + bias) in double (acc 0: =).
+extern "C" __global__ void bias_gelu_backward(float *dinp, const float *dout, const float *inp, const float *bias,
+                                              long long R, long long m, long long C, long long acc) {
+	bias_gelu_backward_of<gelu64>(dinp, dout, inp, bias, R, m, C, acc);
+}
+
+// bias_gelu_backward_f32: bias_gelu_backward in float32 (gelu32).
+extern "C" __global__ void bias_gelu_backward_f32(float *dinp, const float *dout, const float *inp, const float *bias,
+                                                  long long R, long long m, long long C, long long acc) {
+	bias_gelu_backward_of<gelu32>(dinp, dout, inp, bias, R, m, C, acc);
+}
+
+// bias_gelu_backward_groups: the bias gradient with dinp, one thread per
+// (r, c), in double (gelu64).
+extern "C" __global__ void bias_gelu_backward_groups(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                     const float *bias, long long R, long long m, long long C,
+                                                     long long acc) {
+	bias_gelu_backward_groups_of<gelu64>(dinp, dbias, dout, inp, bias, R, m, C, acc);
+}
+
+// bias_gelu_backward_groups_f32: bias_gelu_backward_groups in float32 (gelu32).
+extern "C" __global__ void bias_gelu_backward_groups_f32(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                         const float *bias, long long R, long long m, long long C,
+                                                         long long acc) {
+	bias_gelu_backward_groups_of<gelu32>(dinp, dbias, dout, inp, bias, R, m, C, acc);
+}
+
 // slice_rows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 extern "C" __global__ void slice_rows(float *out, const float *inp, long long N, long long S, long long start,
                                       long long R, long long C) {

@@ -301,6 +301,8 @@ func cases() []opCase {
 		{"AttentionBackward", caseAttentionBackward},
 		{"GELU", caseGELU},
 		{"GELUBackward", caseGELUBackward},
+		{"BiasGELU", caseBiasGELU},
+		{"BiasGELUBackward", caseBiasGELUBackward},
 		{"SliceRows", caseSliceRows},
 		{"SliceRowsBackward", caseSliceRowsBackward},
 		{"PoolPairs", casePoolPairs},
@@ -726,6 +728,56 @@ func caseGELUBackward(h *harness) {
 		over := h.output(fmt.Sprintf("dinp (overwritten) n%d", n), n)
 		h.both(func(be model.Backend, s side) { be.GELUBackward(over.on(s), dout.on(s), inp.on(s), false) })
 		h.checkGrad(over)
+	}
+}
+
+// biasGELUShapes are (R, m, C): one bias row for many rows (the Linear
+// bias), a few rows per bias row (the search's per-start instruction term),
+// more rows per bias row than a device may sum in one thread, size 0 and 1.
+var biasGELUShapes = [][3]int{{1, 1, 1}, {1, 300, 17}, {3, 4, 5}, {128, 4, 96}, {3, 70, 9}, {0, 4, 3}, {2, 0, 3}, {5, 1, 2}}
+
+func caseBiasGELU(h *harness) {
+	for _, d := range biasGELUShapes {
+		R, m, C := d[0], d[1], d[2]
+		name := fmt.Sprintf("R%d m%d C%d", R, m, C)
+		inp := h.input("inp "+name, h.vals(R*m*C, -5, 5))
+		bias := h.input("bias "+name, h.vals(R*C, -1, 1))
+		out := h.output("out "+name, R*m*C)
+		h.both(func(be model.Backend, s side) { be.BiasGELU(out.on(s), inp.on(s), bias.on(s), R, m, C) })
+		h.checkFwd(out)
+	}
+}
+
+func caseBiasGELUBackward(h *harness) {
+	for _, d := range biasGELUShapes {
+		R, m, C := d[0], d[1], d[2]
+		name := fmt.Sprintf("R%d m%d C%d", R, m, C)
+		inp := h.input("inp "+name, h.vals(R*m*C, -5, 5))
+		bias := h.input("bias "+name, h.vals(R*C, -1, 1))
+		dout := h.input("dout "+name, h.vals(R*m*C, -1, 1))
+		dinp := h.grad("dinp "+name, h.vals(R*m*C, -1, 1))
+		dbias := h.grad("dbias "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(dinp.on(s), dbias.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, true)
+		})
+		h.checkGrad(dinp, dbias)
+		// acc false overwrites dinp (NaN before); dbias still accumulates.
+		over := h.output("dinp (overwritten) "+name, R*m*C)
+		dbias2 := h.grad("dbias (with overwritten dinp) "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(over.on(s), dbias2.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, false)
+		})
+		h.checkGrad(over, dbias2)
+		// Either gradient alone.
+		only := h.grad("dinp alone "+name, h.vals(R*m*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(only.on(s), nil, dout.on(s), inp.on(s), bias.on(s), R, m, C, true)
+		})
+		dbOnly := h.grad("dbias alone "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(nil, dbOnly.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, false)
+		})
+		h.checkGrad(only, dbOnly)
 	}
 }
 

@@ -34,6 +34,12 @@ const (
 	kAdamW
 	kGELUF32
 	kGELUBackwardF32
+	kBiasGELU
+	kBiasGELUF32
+	kBiasGELUBackward
+	kBiasGELUBackwardF32
+	kBiasGELUBackwardGroups
+	kBiasGELUBackwardGroupsF32
 
 	kLayerNorm
 	kLayerNormBackwardInp
@@ -88,6 +94,13 @@ var kernelNames = [numKernels]string{
 	kAdamW:                 "adamw",
 	kGELUF32:               "gelu_f32",
 	kGELUBackwardF32:       "gelu_backward_f32",
+
+	kBiasGELU:                  "bias_gelu",
+	kBiasGELUF32:               "bias_gelu_f32",
+	kBiasGELUBackward:          "bias_gelu_backward",
+	kBiasGELUBackwardF32:       "bias_gelu_backward_f32",
+	kBiasGELUBackwardGroups:    "bias_gelu_backward_groups",
+	kBiasGELUBackwardGroupsF32: "bias_gelu_backward_groups_f32",
 
 	kLayerNorm:                "layernorm",
 	kLayerNormBackwardInp:     "layernorm_backward_inp",

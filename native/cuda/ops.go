@@ -441,6 +441,80 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor, acc bool) {
 	b.each4(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()), boolArg(acc))
 }
 
+// BiasGELU: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) for j < m, the sum
+// rounded to float32 first; the GELU as in GELU (SetFastGELU).
+func (b *Backend) BiasGELU(out, inp, bias *model.Tensor, R, m, C int) {
+	model.CheckDims("model: BiasGELU: negative dimension", R, m, C)
+	need(out, R*m*C, "model: BiasGELU: out shorter than R·m·C")
+	need(inp, R*m*C, "model: BiasGELU: inp shorter than R·m·C")
+	need(bias, R*C, "model: BiasGELU: bias shorter than R·C")
+	if !b.begin() {
+		return
+	}
+	defer b.end()
+	k := kBiasGELU
+	if b.fastGELU {
+		k = kBiasGELUF32
+	}
+	b.each4(k, R*m*C, devPtr(out), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C))
+}
+
+// groupThreads: BiasGELUBackward sums the bias gradient in one thread per
+// (r, c) when groups are short (m ≤ 32) or there are enough such threads to
+// fill the card; otherwise it writes d and reduces it by columns.
+const groupThreads = 1 << 16
+
+// BiasGELUBackward: with d = dout·GELU'(inp + bias[r]), dinp += d (acc
+// false: dinp = d; nil: skipped) and dbias[r,:] += Σ_j d[r,j,:], summed in
+// float64 (nil: skipped).
+func (b *Backend) BiasGELUBackward(dinp, dbias, dout, inp, bias *model.Tensor, R, m, C int, acc bool) {
+	model.CheckDims("model: BiasGELUBackward: negative dimension", R, m, C)
+	n := R * m * C
+	need(inp, n, "model: BiasGELUBackward: inp shorter than R·m·C")
+	need(bias, R*C, "model: BiasGELUBackward: bias shorter than R·C")
+	need(dout, n, "model: BiasGELUBackward: dout shorter than R·m·C")
+	needGrad(dinp, n, "model: BiasGELUBackward: dinp shorter than R·m·C")
+	needGrad(dbias, R*C, "model: BiasGELUBackward: dbias shorter than R·C")
+	if n == 0 || (dinp == nil && dbias == nil) || !b.begin() {
+		return
+	}
+	defer b.end()
+	elem, groups := kBiasGELUBackward, kBiasGELUBackwardGroups
+	if b.fastGELU {
+		elem, groups = kBiasGELUBackwardF32, kBiasGELUBackwardGroupsF32
+	}
+	switch {
+	case dbias == nil:
+		b.each4(elem, n, devPtr(dinp), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc))
+	case m <= 32 || R*C >= groupThreads:
+		b.each(groups, R*C, devPtr(dinp), devPtr(dbias), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc))
+	default:
+		// R·C < groupThreads here, so R fits a grid's z dimension. d goes
+		// into dinp when dinp is overwritten, else into scratch after the
+		// column partials.
+		chunks := chunksFor(m)
+		pbytes := 8 * int64(R*chunks*C)
+		d := devPtr(dinp)
+		sbytes := pbytes
+		if dinp == nil || acc {
+			sbytes += 4 * int64(n)
+		}
+		partial, ok := b.scratchAt(sbytes)
+		if !ok {
+			return
+		}
+		if dinp == nil || acc {
+			d = partial + uint64(pbytes)
+		}
+		b.each4(elem, n, d, devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(false))
+		if dinp != nil && acc {
+			b.each4(kAxpy, n, devPtr(dinp), d, f64(1), i64(n))
+		}
+		b.colPartial(kSumRowsPartial, C, chunks, R, partial, d, i64(m), i64(C))
+		b.colFinish(partial, chunks, C, devPtr(dbias), R, 0, 0, 0, 0, 0, 0)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Row slicing, pooling, repetition, transposition.
 
