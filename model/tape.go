@@ -51,13 +51,19 @@ type arena struct {
 
 const arenaChunk = 1 << 20
 
+// arenaAlign is the alignment of tensors in an arena, in elements.
+const arenaAlign = 32
+
 func (a *arena) take(b Backend, n int) (*Memory, int) {
 	for {
 		if a.ci < len(a.chunks) {
 			c := a.chunks[a.ci]
 			if a.used+n <= c.Len {
 				off := a.used
-				a.used += n
+				// The next tensor starts on a 128-byte boundary (chunks are
+				// aligned at least that much on a device): coalesced rows, and
+				// the device's vectorised (float4) paths apply.
+				a.used = min(c.Len, (a.used+n+arenaAlign-1)&^(arenaAlign-1))
 				return c, off
 			}
 			a.ci++

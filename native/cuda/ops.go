@@ -448,7 +448,7 @@ func (b *Backend) BiasGELU(out, inp, bias *model.Tensor, R, m, C int) {
 	need(out, R*m*C, "model: BiasGELU: out shorter than R·m·C")
 	need(inp, R*m*C, "model: BiasGELU: inp shorter than R·m·C")
 	need(bias, R*C, "model: BiasGELU: bias shorter than R·C")
-	if !b.begin() {
+	if R*m*C == 0 || !b.begin() {
 		return
 	}
 	defer b.end()
@@ -456,12 +456,29 @@ func (b *Backend) BiasGELU(out, inp, bias *model.Tensor, R, m, C int) {
 	if b.fastGELU {
 		k = kBiasGELUF32
 	}
-	b.each4(k, R*m*C, devPtr(out), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C))
+	vec := vec4(C, out, inp, bias)
+	b.rows2D(k, R*m, C, vec, devPtr(out), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(vec))
 }
 
-// groupThreads: BiasGELUBackward sums the bias gradient in one thread per
-// (r, c) when groups are short (m ≤ 32) or there are enough such threads to
-// fill the card; otherwise it writes d and reduces it by columns.
+// vec4 reports whether rows of C elements of every tensor given (nil ones
+// skipped) can be read as float4s: C a multiple of 4, each start 16-byte
+// aligned (the tape's arenas align tensors to 128 bytes).
+func vec4(C int, ts ...*model.Tensor) bool {
+	if C%4 != 0 {
+		return false
+	}
+	for _, t := range ts {
+		if t != nil && devPtr(t)%16 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// groupRows: BiasGELUBackward sums the bias gradient down each group in
+// one thread per column when groups are short (m ≤ 32) or there are enough
+// such threads to fill the card; otherwise it writes d and reduces it by
+// columns.
 const groupThreads = 1 << 16
 
 // BiasGELUBackward: with d = dout·GELU'(inp + bias[r]), dinp += d (acc
@@ -485,15 +502,17 @@ func (b *Backend) BiasGELUBackward(dinp, dbias, dout, inp, bias *model.Tensor, R
 	}
 	switch {
 	case dbias == nil:
-		b.each4(elem, n, devPtr(dinp), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc))
+		vec := vec4(C, dinp, dout, inp, bias)
+		b.rows2D(elem, R*m, C, vec, devPtr(dinp), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc), boolArg(vec))
 	case m <= 32 || R*C >= groupThreads:
-		b.each(groups, R*C, devPtr(dinp), devPtr(dbias), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc))
+		vec := vec4(C, dinp, dbias, dout, inp, bias)
+		b.rows2D(groups, R, C, vec, devPtr(dinp), devPtr(dbias), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc), boolArg(vec))
 	default:
 		// R·C < groupThreads here, so R fits a grid's z dimension. d goes
 		// into dinp when dinp is overwritten, else into scratch after the
 		// column partials.
 		chunks := chunksFor(m)
-		pbytes := 8 * int64(R*chunks*C)
+		pbytes := (8*int64(R*chunks*C) + 127) &^ 127
 		d := devPtr(dinp)
 		sbytes := pbytes
 		if dinp == nil || acc {
@@ -506,7 +525,8 @@ func (b *Backend) BiasGELUBackward(dinp, dbias, dout, inp, bias *model.Tensor, R
 		if dinp == nil || acc {
 			d = partial + uint64(pbytes)
 		}
-		b.each4(elem, n, d, devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(false))
+		vec := C%4 == 0 && d%16 == 0 && vec4(C, dout, inp, bias)
+		b.rows2D(elem, R*m, C, vec, d, devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(false), boolArg(vec))
 		if dinp != nil && acc {
 			b.each4(kAxpy, n, devPtr(dinp), d, f64(1), i64(n))
 		}
