@@ -201,6 +201,155 @@ extern "C" __global__ void gelu_backward_f32(float *dinp, const float *dout, con
 	gelu_backward_of<gelu32>(dinp, dout, inp, n, acc);
 }
 
+// The BiasGELU kernels work row by row: inp (N,C) with N = R·m rows, row n
+// taking bias row n/m; the sum inp + bias is rounded to float32 before G, as
+// AddRows (or Add) then GELU would. Blocks are 2-D (Backend.rows2D): threadIdx.x
+// runs over a row's W columns (W = C/4 float4s when vec, else C), threadIdx.y
+// over rows, so no element needs an index division. vec (C a multiple of 4
+// and every pointer 16-byte aligned) loads and stores float4s.
+#define ROWS2D(n, rows)                                                                  \
+	for (long long n = (long long)blockIdx.x * blockDim.y + threadIdx.y; n < (rows); \
+	     n += (long long)gridDim.x * blockDim.y)
+#define COLS2D(c, W) for (long long c = threadIdx.x; c < (W); c += blockDim.x)
+
+__device__ __forceinline__ float4 f4(float x, float y, float z, float w) {
+	float4 v;
+	v.x = x, v.y = y, v.z = z, v.w = w;
+	return v;
+}
+__device__ __forceinline__ float4 ld4(const float *p, long long c) { return ((const float4 *)p)[c]; }
+__device__ __forceinline__ void st4(float *p, long long c, float4 v) { ((float4 *)p)[c] = v; }
+
+template <typename G>
+__device__ __forceinline__ float4 gelu4(float4 x, float4 b) {
+	return f4(G::f(x.x + b.x), G::f(x.y + b.y), G::f(x.z + b.z), G::f(x.w + b.w));
+}
+
+template <typename G>
+__device__ __forceinline__ float4 dgelu4(float4 x, float4 b, float4 d) {
+	return f4(G::df(x.x + b.x, d.x), G::df(x.y + b.y, d.y), G::df(x.z + b.z, d.z), G::df(x.w + b.w, d.w));
+}
+
+__device__ __forceinline__ float4 add4(float4 a, float4 b) { return f4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+
+// bias_gelu_of: out[n,:] = G(inp[n,:] + bias[n/m,:]).
+template <typename G>
+__device__ __forceinline__ void bias_gelu_of(float *out, const float *inp, const float *bias, long long R, long long m,
+                                             long long C, long long vec) {
+	ROWS2D(n, R * m) {
+		const float *x = inp + n * C, *b = bias + (n / m) * C;
+		float *o = out + n * C;
+		if (vec) {
+			COLS2D(c, C / 4) { st4(o, c, gelu4<G>(ld4(x, c), ld4(b, c))); }
+		} else {
+			COLS2D(c, C) { o[c] = G::f(x[c] + b[c]); }
+		}
+	}
+}
+
+// bias_gelu_backward_of: dinp[n,:] += G'(inp[n,:] + bias[n/m,:])·dout[n,:]
+// (acc 0: dinp = …, not read).
+template <typename G>
+__device__ __forceinline__ void bias_gelu_backward_of(float *dinp, const float *dout, const float *inp, const float *bias,
+                                                      long long R, long long m, long long C, long long acc, long long vec) {
+	ROWS2D(n, R * m) {
+		const float *x = inp + n * C, *b = bias + (n / m) * C, *g = dout + n * C;
+		float *d = dinp + n * C;
+		if (vec) {
+			COLS2D(c, C / 4) {
+				float4 v = dgelu4<G>(ld4(x, c), ld4(b, c), ld4(g, c));
+				st4(d, c, acc ? add4(ld4(d, c), v) : v);
+			}
+		} else {
+			COLS2D(c, C) {
+				float v = G::df(x[c] + b[c], g[c]);
+				d[c] = acc ? d[c] + v : v;
+			}
+		}
+	}
+}
+
+// bias_gelu_backward_groups_of: the bias gradient too, for few rows per
+// group: the 2-D rows are the R groups, each thread runs its columns down the
+// group's m rows: d = G'(inp + bias[r,c])·dout; dinp += d (acc 0: dinp = d;
+// null: skipped); dbias[r,c] += Σ_j d in float64, in row order (as the CPU).
+template <typename G>
+__device__ __forceinline__ void bias_gelu_backward_groups_of(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                             const float *bias, long long R, long long m, long long C,
+                                                             long long acc, long long vec) {
+	ROWS2D(r, R) {
+		const float *b = bias + r * C;
+		float *db = dbias + r * C;
+		if (vec) {
+			COLS2D(c, C / 4) {
+				float4 bv = ld4(b, c);
+				double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+				for (long long j = 0; j < m; j++) {
+					long long row = (r * m + j) * C;
+					float4 v = dgelu4<G>(ld4(inp + row, c), bv, ld4(dout + row, c));
+					if (dinp) {
+						st4(dinp + row, c, acc ? add4(ld4(dinp + row, c), v) : v);
+					}
+					s0 += (double)v.x, s1 += (double)v.y, s2 += (double)v.z, s3 += (double)v.w;
+				}
+				float4 o = ld4(db, c);
+				st4(db, c, f4(o.x + (float)s0, o.y + (float)s1, o.z + (float)s2, o.w + (float)s3));
+			}
+		} else {
+			COLS2D(c, C) {
+				double s = 0;
+				for (long long j = 0; j < m; j++) {
+					long long k = (r * m + j) * C + c;
+					float v = G::df(inp[k] + b[c], dout[k]);
+					if (dinp) {
+						dinp[k] = acc ? dinp[k] + v : v;
+					}
+					s += (double)v;
+				}
+				db[c] += (float)s;
+			}
+		}
+	}
+}
+
+// bias_gelu: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) in double (gelu64).
+extern "C" __global__ void bias_gelu(float *out, const float *inp, const float *bias, long long R, long long m, long long C,
+                                     long long vec) {
+	bias_gelu_of<gelu64>(out, inp, bias, R, m, C, vec);
+}
+
+// bias_gelu_f32: bias_gelu in float32 (gelu32).
+extern "C" __global__ void bias_gelu_f32(float *out, const float *inp, const float *bias, long long R, long long m,
+                                         long long C, long long vec) {
+	bias_gelu_of<gelu32>(out, inp, bias, R, m, C, vec);
+}
+
+// bias_gelu_backward: dinp += dout·GELU'(inp + bias) in double (acc 0: =).
+extern "C" __global__ void bias_gelu_backward(float *dinp, const float *dout, const float *inp, const float *bias,
+                                              long long R, long long m, long long C, long long acc, long long vec) {
+	bias_gelu_backward_of<gelu64>(dinp, dout, inp, bias, R, m, C, acc, vec);
+}
+
+// bias_gelu_backward_f32: bias_gelu_backward in float32 (gelu32).
+extern "C" __global__ void bias_gelu_backward_f32(float *dinp, const float *dout, const float *inp, const float *bias,
+                                                  long long R, long long m, long long C, long long acc, long long vec) {
+	bias_gelu_backward_of<gelu32>(dinp, dout, inp, bias, R, m, C, acc, vec);
+}
+
+// bias_gelu_backward_groups: with the bias gradient, in double (gelu64).
+extern "C" __global__ void bias_gelu_backward_groups(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                     const float *bias, long long R, long long m, long long C,
+                                                     long long acc, long long vec) {
+	bias_gelu_backward_groups_of<gelu64>(dinp, dbias, dout, inp, bias, R, m, C, acc, vec);
+}
+
+// bias_gelu_backward_groups_f32: bias_gelu_backward_groups in float32 (gelu32).
+extern "C" __global__ void bias_gelu_backward_groups_f32(float *dinp, float *dbias, const float *dout, const float *inp,
+                                                         const float *bias, long long R, long long m, long long C,
+                                                         long long acc, long long vec) {
+	bias_gelu_backward_groups_of<gelu32>(dinp, dbias, dout, inp, bias, R, m, C, acc, vec);
+}
+
 // slice_rows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 extern "C" __global__ void slice_rows(float *out, const float *inp, long long N, long long S, long long start,
                                       long long R, long long C) {

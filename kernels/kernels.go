@@ -44,6 +44,8 @@ func Modules() []Module {
 			"slice_rows", "slice_rows_backward", "repeat_rows", "transpose01",
 			"pair_embed", "one_hot", "skip_mix", "skip_mix_backward_inputs",
 			"gumbel", "adamw", "gelu_f32", "gelu_backward_f32",
+			"bias_gelu", "bias_gelu_f32", "bias_gelu_backward", "bias_gelu_backward_f32",
+			"bias_gelu_backward_groups", "bias_gelu_backward_groups_f32",
 		}},
 		{Name: "rows", PTX: rowsPTX, Kernels: []string{
 			"layernorm", "layernorm_backward_inp", "softmax", "softmax_backward",

@@ -53,9 +53,10 @@ __device__ void col_reduce(double *partial, long long rows, long long C, F f) {
 	}
 }
 
-// sum_rows_partial: Σ_n dout[n,c]. Z = 1.
+// sum_rows_partial: Σ_n dout[z,n,c] over the N rows of each of Z groups
+// (dout (Z,N,C); SumRows has Z = 1).
 extern "C" __global__ void sum_rows_partial(double *partial, const float *dout, long long N, long long C) {
-	col_reduce(partial, N, C, [=](long long, long long r, long long c) { return (double)dout[r * C + c]; });
+	col_reduce(partial, N, C, [=](long long z, long long r, long long c) { return (double)dout[(z * N + r) * C + c]; });
 }
 
 // layernorm_backward_wb_partial: z = 0: Σ_n norm·dout (dw); z = 1: Σ_n dout

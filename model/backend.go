@@ -95,6 +95,14 @@ type Backend interface {
 	// GELUBackward: dinp += dout·GELU'(inp); with acc false it overwrites
 	// dinp = dout·GELU'(inp) (the tape's first write of dinp).
 	GELUBackward(dinp, dout, inp *Tensor, acc bool)
+	// BiasGELU: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) for j < m, the sum
+	// rounded to float32 before the GELU (as AddRows or Add, then GELU).
+	// out, inp (R,m,C), bias (R,C); R = 1 is one bias row for all rows.
+	BiasGELU(out, inp, bias *Tensor, R, m, C int)
+	// BiasGELUBackward: with d = dout·GELU'(inp + bias[r]) per element,
+	// dinp += d (acc false: dinp = d; dinp nil: skipped) and dbias[r,:] +=
+	// Σ_j d[r,j,:] (dbias nil: skipped).
+	BiasGELUBackward(dinp, dbias, dout, inp, bias *Tensor, R, m, C int, acc bool)
 
 	// SliceRows: out[n,r,:] = inp[n,start+r,:]. out (N,R,C), inp (N,S,C).
 	SliceRows(out, inp *Tensor, N, S, start, R, C int)

@@ -29,9 +29,11 @@ type CPU struct {
 	lnCols   layerNormColsJob
 	softmax  softmaxJob
 	gelu     geluJob
+	biasGELU biasGELUJob
 	sumsq    sumSquaresJob
 
 	f64 []float64 // scratch for float64 reductions of the serial ops
+	f32 []float32 // scratch for BiasGELUBackward's element gradients
 }
 
 var _ Backend = (*CPU)(nil)
@@ -690,22 +692,32 @@ func (j *geluJob) run(_, lo, hi int) {
 	if !j.backward {
 		o := j.out[lo:hi]
 		for i, v := range x {
-			xv := float64(v)
-			o[i] = float32(0.5 * xv * (1 + math.Erf(xv*math.Sqrt2/2)))
+			o[i] = gelu(v)
 		}
 		return
 	}
 	di, g := j.dinp[lo:hi], j.dout[lo:hi]
 	for i, v := range x {
-		xv := float64(v)
-		cdf := 0.5 * (1 + math.Erf(xv*math.Sqrt2/2))
-		pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
-		v := float32(float64(g[i]) * (cdf + xv*pdf))
+		v := geluGrad(v, g[i])
 		if j.acc {
 			v += di[i]
 		}
 		di[i] = v
 	}
+}
+
+// gelu is GELU(x) = x·Φ(x) in float64 (erf form), rounded to float32.
+func gelu(x float32) float32 {
+	xv := float64(x)
+	return float32(0.5 * xv * (1 + math.Erf(xv*math.Sqrt2/2)))
+}
+
+// geluGrad is g·GELU'(x) = g·(Φ(x) + x·φ(x)) in float64, rounded to float32.
+func geluGrad(x, g float32) float32 {
+	xv := float64(x)
+	cdf := 0.5 * (1 + math.Erf(xv*math.Sqrt2/2))
+	pdf := math.Exp(-0.5*xv*xv) / math.Sqrt(2*math.Pi)
+	return float32(float64(g) * (cdf + xv*pdf))
 }
 
 // GELU: out = inp·Φ(inp), exact erf form, computed per element in float64.
@@ -728,6 +740,111 @@ func (c *CPU) GELUBackward(dinp, dout, inp *Tensor, acc bool) {
 	j.dinp, j.dout, j.inp, j.backward, j.acc = dinp.F32(), dout.F32(), inp.F32(), true, acc
 	c.pool.parallelFor(len(j.inp), geluGrain, j)
 	*j = geluJob{}
+}
+
+// biasGELUJob applies GELU(inp + bias[r]) or its gradient to elements [lo, hi)
+// of (R, m, C) rows; the sum inp + bias is rounded to float32 first, as
+// AddRows or Add followed by GELU would.
+type biasGELUJob struct {
+	out, inp, bias, dout, d []float32
+	m, C                    int
+	backward, acc           bool
+}
+
+func (j *biasGELUJob) run(_, lo, hi int) {
+	for i := lo; i < hi; {
+		n := i / j.C // row of inp
+		end := min(hi, (n+1)*j.C)
+		b0 := (n/j.m)*j.C + i - n*j.C
+		x, b := j.inp[i:end], j.bias[b0:b0+end-i]
+		if !j.backward {
+			o := j.out[i:end]
+			for k, v := range x {
+				o[k] = gelu(v + b[k])
+			}
+		} else {
+			g, d := j.dout[i:end], j.d[i:end]
+			for k, v := range x {
+				v := geluGrad(v+b[k], g[k])
+				if j.acc {
+					v += d[k]
+				}
+				d[k] = v
+			}
+		}
+		i = end
+	}
+}
+
+// BiasGELU: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) for j < m, the sum
+// rounded to float32 first. out, inp (R,m,C), bias (R,C).
+func (c *CPU) BiasGELU(out, inp, bias *Tensor, R, m, C int) {
+	CheckDims("model: BiasGELU: negative dimension", R, m, C)
+	j := &c.biasGELU
+	j.out = f32(out, R*m*C, "model: BiasGELU: out shorter than R·m·C")
+	j.inp = f32(inp, R*m*C, "model: BiasGELU: inp shorter than R·m·C")
+	j.bias = f32(bias, R*C, "model: BiasGELU: bias shorter than R·C")
+	if R*m*C == 0 {
+		*j = biasGELUJob{}
+		return
+	}
+	j.m, j.C, j.backward = m, C, false
+	c.pool.parallelFor(R*m*C, geluGrain, j)
+	*j = biasGELUJob{}
+}
+
+// BiasGELUBackward: with d = dout·GELU'(inp + bias[r]) per element, dinp += d
+// (acc false: dinp = d; nil: skipped) and dbias[r,:] += Σ_j d[r,j,:], summed
+// in float64 in row order (nil: skipped).
+func (c *CPU) BiasGELUBackward(dinp, dbias, dout, inp, bias *Tensor, R, m, C int, acc bool) {
+	CheckDims("model: BiasGELUBackward: negative dimension", R, m, C)
+	n := R * m * C
+	j := &c.biasGELU
+	j.inp = f32(inp, n, "model: BiasGELUBackward: inp shorter than R·m·C")
+	j.bias = f32(bias, R*C, "model: BiasGELUBackward: bias shorter than R·C")
+	j.dout = f32(dout, n, "model: BiasGELUBackward: dout shorter than R·m·C")
+	di := grad32(dinp, n, "model: BiasGELUBackward: dinp shorter than R·m·C")
+	var db []float32
+	if dbias != nil {
+		db = f32(dbias, R*C, "model: BiasGELUBackward: dbias shorter than R·C")
+	}
+	defer func() { *j = biasGELUJob{} }()
+	if n == 0 || (di == nil && db == nil) {
+		return
+	}
+	j.m, j.C, j.backward = m, C, true
+	// d goes straight into dinp when dinp is overwritten or there is no
+	// bias gradient; otherwise into scratch first.
+	if di != nil && (!acc || db == nil) {
+		j.d, j.acc = di[:n], acc
+		c.pool.parallelFor(n, geluGrain, j)
+		if db == nil {
+			return
+		}
+	} else {
+		if cap(c.f32) < n {
+			c.f32 = make([]float32, n)
+		}
+		j.d, j.acc = c.f32[:n], false
+		c.pool.parallelFor(n, geluGrain, j)
+		if di != nil {
+			for i, v := range j.d {
+				di[i] += v
+			}
+		}
+	}
+	s := c.scratch64(C)
+	for r := range R {
+		clear(s)
+		for k := range m {
+			for i, v := range j.d[(r*m+k)*C : (r*m+k+1)*C] {
+				s[i] += float64(v)
+			}
+		}
+		for i, v := range s {
+			db[r*C+i] += float32(v)
+		}
+	}
 }
 
 // ---------------------------------------------------------------------------

@@ -258,6 +258,13 @@ func (m *Model) filmTerms(tp *Tape, instr *Tensor, l int) (g1, beta *Tensor) {
 	return tp.AddRows(tp.Linear(instr, wg, bg), m.ones), tp.Linear(instr, wb, bb)
 }
 
+// stateEmbed is the interpreter's state embedding flattened per row:
+// (pi·E_io + pos) viewed as (N, L·ds).
+func (m *Model) stateEmbed(tp *Tape, pi *Tensor) *Tensor {
+	st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
+	return tp.View(st, 0, pi.Dim(0), m.Cfg.L*m.Cfg.DS)
+}
+
 // execute is Execute; with f non-nil (search) it runs the interpreter's
 // search form: layer 1 is the folded f, its bias joins the instruction term
 // computed once for all steps, and each step accumulates its state term
@@ -322,15 +329,27 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 	}
 	pi := tp.OneHot(x, V) // (N, L, V)
 	for t := 0; t < T; t++ {
-		var h1 *Tensor
-		if f != nil {
-			h1 = tp.LinearAcc(at(vp, t), tp.View(pi, 0, N, L*V), f.w)
+		var h2 *Tensor
+		if cfg.FiLM() {
+			var h1 *Tensor
+			if f != nil {
+				h1 = tp.LinearAcc(at(vp, t), tp.View(pi, 0, N, L*V), f.w)
+			} else {
+				h1 = tp.Add(tp.Linear(m.stateEmbed(tp, pi), m.w1s, m.b1), at(vp, t))
+			}
+			h2 = tp.GELU(film(tp.Linear(tp.GELU(film(h1, 0, t)), m.w2, m.b2), 1, t))
 		} else {
-			st := tp.AddRows(tp.MatMul(pi, m.eio), m.pp) // (N, L, ds)
-			st = tp.View(st, 0, N, L*cfg.DS)
-			h1 = tp.Add(tp.Linear(st, m.w1s, m.b1), at(vp, t))
+			// The instruction's share of layer 1 (one row per program,
+			// repeated over rep rows) and the biases enter in BiasGELU:
+			// GELU(h + b) in one pass, no repeated copy of vp.
+			var h *Tensor
+			if f != nil {
+				h = tp.Linear(tp.View(pi, 0, N, L*V), f.w, nil)
+			} else {
+				h = tp.Linear(m.stateEmbed(tp, pi), m.w1s, m.b1)
+			}
+			h2 = tp.BiasGELU(tp.Linear(tp.BiasGELU(h, tp.Sub(vp, t)), m.w2, nil), m.b2)
 		}
-		h2 := tp.GELU(film(tp.Linear(tp.GELU(film(h1, 0, t)), m.w2, m.b2), 1, t))
 		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
 		n = tp.View(n, 0, N, L, V)
 		var hat *Tensor

@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -549,6 +550,105 @@ func TestGradGELU(t *testing.T) {
 			bwd:  func(dout *Tensor, in, g []*Tensor) { h.c.GELUBackward(g[0], dout, in[0], true) },
 			over: func(dout *Tensor, in, g []*Tensor) { h.c.GELUBackward(g[0], dout, in[0], false) },
 		})
+	}
+}
+
+func TestGradBiasGELU(t *testing.T) {
+	h := newHarness(t, 2, 15)
+	for _, d := range [][3]int{{1, 1, 1}, {1, 7, 5}, {3, 4, 5}, {6, 1, 3}, {2, 33, 70}} {
+		R, m, C := d[0], d[1], d[2]
+		mirror := func(in [][]float64) []float64 {
+			out := make([]float64, 0, R*m*C)
+			for r := range R {
+				for j := range m {
+					for c := range C {
+						out = append(out, gelu64(in[0][(r*m+j)*C+c]+in[1][r*C+c]))
+					}
+				}
+			}
+			return out
+		}
+		ins := [][]float32{h.vals(R*m*C, -3, 3), h.vals(R*C, -1, 1)}
+		fwd := func(out *Tensor, in []*Tensor) { h.c.BiasGELU(out, in[0], in[1], R, m, C) }
+		runGrad(t, h, gradCase{
+			name: fmt.Sprintf("BiasGELU R%d m%d C%d", R, m, C), ins: ins, diff: []bool{true, true},
+			nout: R * m * C, mirror: mirror, fwd: fwd,
+			bwd: func(dout *Tensor, in, g []*Tensor) {
+				h.c.BiasGELUBackward(g[0], g[1], dout, in[0], in[1], R, m, C, true)
+			},
+		})
+		// The overwriting form of dinp (dbias always accumulates), and the
+		// bias gradient alone (dinp nil).
+		runGrad(t, h, gradCase{
+			name: fmt.Sprintf("BiasGELU dinp R%d m%d C%d", R, m, C), ins: ins, diff: []bool{true, false},
+			nout: R * m * C, mirror: mirror, fwd: fwd,
+			bwd: func(dout *Tensor, in, g []*Tensor) {
+				h.c.BiasGELUBackward(g[0], nil, dout, in[0], in[1], R, m, C, true)
+			},
+			over: func(dout *Tensor, in, g []*Tensor) {
+				h.c.BiasGELUBackward(g[0], nil, dout, in[0], in[1], R, m, C, false)
+			},
+		})
+		runGrad(t, h, gradCase{
+			name: fmt.Sprintf("BiasGELU dbias R%d m%d C%d", R, m, C), ins: ins, diff: []bool{false, true},
+			nout: R * m * C, mirror: mirror, fwd: fwd,
+			bwd: func(dout *Tensor, in, g []*Tensor) {
+				h.c.BiasGELUBackward(nil, g[1], dout, in[0], in[1], R, m, C, false)
+			},
+		})
+	}
+}
+
+// ofF32 returns a CPU tensor holding v (not copied).
+func ofF32(v []float32) *Tensor {
+	return NewView(&Memory{Len: len(v), F32: v}, 0, len(v))
+}
+
+// TestBiasGELUEqualsParts checks BiasGELU against the ops it replaces, bit
+// for bit: GELU(AddRows(x, b)) for one bias row, GELU(Add(x, RepeatRows(b,
+// m))) for R rows, forward and both gradients (acc false and true).
+func TestBiasGELUEqualsParts(t *testing.T) {
+	c := NewCPU(3)
+	rng := rand.New(rand.NewPCG(5, 6))
+	vals := func(n int) *Tensor {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * 2)
+		}
+		return ofF32(v)
+	}
+	for _, d := range [][3]int{{1, 300, 17}, {40, 4, 33}, {7, 1, 2}} {
+		R, m, C := d[0], d[1], d[2]
+		n := R * m * C
+		x, b, dout := vals(n), vals(R*C), vals(n)
+		sum, want, got := ofF32(make([]float32, n)), ofF32(make([]float32, n)), ofF32(make([]float32, n))
+		if R == 1 {
+			c.AddRows(sum, x, b, m, C)
+		} else {
+			rep := ofF32(make([]float32, n))
+			c.RepeatRows(rep, b, R, m, C)
+			c.Add(sum, x, rep)
+		}
+		c.GELU(want, sum)
+		c.BiasGELU(got, x, b, R, m, C)
+		if !slices.Equal(want.F32(), got.F32()) {
+			t.Errorf("R%d m%d C%d: BiasGELU differs from GELU of the sum", R, m, C)
+		}
+		for _, acc := range []bool{false, true} {
+			start := vals(n)
+			wantDx := ofF32(slices.Clone(start.F32()))
+			c.GELUBackward(wantDx, dout, sum, acc)
+			wantDb := vals(R * C)
+			gotDb := ofF32(slices.Clone(wantDb.F32()))
+			dsum := ofF32(make([]float32, n))
+			c.GELUBackward(dsum, dout, sum, false)
+			c.RepeatRowsBackward(wantDb, dsum, R, m, C)
+			gotDx := ofF32(slices.Clone(start.F32()))
+			c.BiasGELUBackward(gotDx, gotDb, dout, x, b, R, m, C, acc)
+			if !slices.Equal(wantDx.F32(), gotDx.F32()) || !slices.Equal(wantDb.F32(), gotDb.F32()) {
+				t.Errorf("R%d m%d C%d acc %v: BiasGELUBackward differs from GELUBackward and RepeatRowsBackward", R, m, C, acc)
+			}
+		}
 	}
 }
 
@@ -1234,6 +1334,12 @@ func parallelOps(c *CPU) [][]float32 {
 	c.GELUBackward(dg, vals(N*D), x, true)
 	keep(g, dg)
 
+	bg, bias := zeros(N*D), vals(N*D/4)
+	c.BiasGELU(bg, x, bias, N/4, 4, D)
+	dbx, dbb := vals(N*D), vals(N*D/4)
+	c.BiasGELUBackward(dbx, dbb, vals(N*D), x, bias, N/4, 4, D, true)
+	keep(bg, dbx, dbb)
+
 	ss := zeros(1)
 	c.SumSquares(ss, vals(100003))
 	keep(ss)
@@ -1318,6 +1424,8 @@ func TestCPUAllocs(t *testing.T) {
 			"SoftmaxBackward":   func() { c.SoftmaxBackward(dx, dy, y, 0.5, R, D, true) },
 			"GELU":              func() { c.GELU(y, x) },
 			"GELUBackward":      func() { c.GELUBackward(dx, dy, x, true) },
+			"BiasGELU":          func() { c.BiasGELU(y, x, w, 1, R, D) },
+			"BiasGELUBackward":  func() { c.BiasGELUBackward(dx, dw, dy, x, w, 1, R, D, true) },
 			"SumSquares":        func() { c.SumSquares(mean, x) },
 		}
 		for name, f := range ops {

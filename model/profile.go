@@ -239,6 +239,18 @@ func (pr *Profiled) RepeatRows(out, inp *Tensor, R, m, C int) {
 	pr.Backend.RepeatRows(out, inp, R, m, C)
 }
 
+// BiasGELU times the wrapped backend's BiasGELU.
+func (pr *Profiled) BiasGELU(out, inp, bias *Tensor, R, m, C int) {
+	defer pr.done("BiasGELU", time.Now())
+	pr.Backend.BiasGELU(out, inp, bias, R, m, C)
+}
+
+// BiasGELUBackward times the wrapped backend's BiasGELUBackward.
+func (pr *Profiled) BiasGELUBackward(dinp, dbias, dout, inp, bias *Tensor, R, m, C int, acc bool) {
+	defer pr.done("BiasGELUBackward", time.Now())
+	pr.Backend.BiasGELUBackward(dinp, dbias, dout, inp, bias, R, m, C, acc)
+}
+
 // RepeatRowsBackward times the wrapped backend's RepeatRowsBackward.
 func (pr *Profiled) RepeatRowsBackward(dinp, dout *Tensor, R, m, C int) {
 	defer pr.done("RepeatRowsBackward", time.Now())

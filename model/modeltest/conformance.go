@@ -63,9 +63,11 @@ const (
 )
 
 // pair is one tensor present on both backends, each a view of n elements at
-// offset guard in memory of n+2·guard elements.
+// offset g in memory of n+2·g elements (g = guard unless the harness's
+// aligned mode, for vectorised device paths, set it to 8).
 type pair struct {
 	name  string
+	g     int
 	mem   [2]*model.Memory
 	view  [2]*model.Tensor
 	n     int
@@ -88,6 +90,10 @@ type harness struct {
 	be    [2]model.Backend
 	rng   *rand.Rand
 	pairs []*pair
+	// aligned: new pairs get 8 guard elements, so that their views start
+	// 32 bytes into an allocation (16-byte aligned where allocations are):
+	// the device may take its vectorised path, which guard = 7 never does.
+	aligned bool
 }
 
 func newHarness(t *testing.T, b, ref model.Backend, name string) *harness {
@@ -116,16 +122,20 @@ func (h *harness) ints(n, k int) []int32 {
 
 // newPair allocates name on both backends with middle values mid (nil: NaN).
 func (h *harness) newPair(name string, n int, mid []float32) *pair {
-	p := &pair{name: name, n: n, init: mid}
-	host := make([]float32, n+2*guard)
+	p := &pair{name: name, n: n, init: mid, g: guard}
+	if h.aligned {
+		p.g = 8
+	}
+	g := p.g
+	host := make([]float32, n+2*g)
 	for i := range host {
 		host[i] = float32(math.NaN())
 	}
-	copy(host[guard:], mid)
+	copy(host[g:], mid)
 	for s, be := range h.be {
-		p.mem[s] = be.Alloc(n + 2*guard)
-		be.Upload(model.NewView(p.mem[s], 0, n+2*guard), host)
-		p.view[s] = model.NewView(p.mem[s], guard, n)
+		p.mem[s] = be.Alloc(n + 2*g)
+		be.Upload(model.NewView(p.mem[s], 0, n+2*g), host)
+		p.view[s] = model.NewView(p.mem[s], g, n)
 	}
 	h.pairs = append(h.pairs, p)
 	return p
@@ -165,16 +175,16 @@ func (h *harness) both(op func(be model.Backend, s side)) {
 
 // download reads the whole memory of p on side s, guards included.
 func (h *harness) download(p *pair, s side) []float32 {
-	full := make([]float32, p.n+2*guard)
-	h.be[s].Download(full, model.NewView(p.mem[s], 0, p.n+2*guard))
+	full := make([]float32, p.n+2*p.g)
+	h.be[s].Download(full, model.NewView(p.mem[s], 0, p.n+2*p.g))
 	return full
 }
 
 // check compares p on the backend under test with the reference.
 func (h *harness) check(p *pair, atol, rtol float64) {
 	h.t.Helper()
-	got := h.download(p, test)[guard : guard+p.n]
-	want := h.download(p, reference)[guard : guard+p.n]
+	got := h.download(p, test)[p.g : p.g+p.n]
+	want := h.download(p, reference)[p.g : p.g+p.n]
 	for i := range want {
 		if !closeTo(float64(got[i]), float64(want[i]), atol, rtol) {
 			h.t.Errorf("%s: first mismatch at %d: got %.9g, want %.9g (atol %g, rtol %g)", p.name, i, got[i], want[i], atol, rtol)
@@ -228,13 +238,13 @@ func (h *harness) finish() {
 		}
 		full := h.download(p, test)
 		for i, v := range full {
-			if (i < guard || i >= guard+p.n) && !math.IsNaN(float64(v)) {
-				h.t.Errorf("%s: guard element %d (view [%d,%d)) overwritten with %v", p.name, i, guard, guard+p.n, v)
+			if (i < p.g || i >= p.g+p.n) && !math.IsNaN(float64(v)) {
+				h.t.Errorf("%s: guard element %d (view [%d,%d)) overwritten with %v", p.name, i, p.g, p.g+p.n, v)
 				break
 			}
 		}
 		if p.input {
-			for i, v := range full[guard : guard+p.n] {
+			for i, v := range full[p.g : p.g+p.n] {
 				if math.Float32bits(v) != math.Float32bits(p.init[i]) {
 					h.t.Errorf("%s: input changed at %d: got %v, want %v", p.name, i, v, p.init[i])
 					break
@@ -260,7 +270,7 @@ func (h *harness) finish() {
 // p, so that a backward case can feed both backends identical saved values.
 func (h *harness) refSaved(p *pair, op func(be model.Backend, s side)) []float32 {
 	op(h.be[reference], reference)
-	return h.download(p, reference)[guard : guard+p.n]
+	return h.download(p, reference)[p.g : p.g+p.n]
 }
 
 // ---------------------------------------------------------------------------
@@ -301,6 +311,8 @@ func cases() []opCase {
 		{"AttentionBackward", caseAttentionBackward},
 		{"GELU", caseGELU},
 		{"GELUBackward", caseGELUBackward},
+		{"BiasGELU", caseBiasGELU},
+		{"BiasGELUBackward", caseBiasGELUBackward},
 		{"SliceRows", caseSliceRows},
 		{"SliceRowsBackward", caseSliceRowsBackward},
 		{"PoolPairs", casePoolPairs},
@@ -727,6 +739,66 @@ func caseGELUBackward(h *harness) {
 		h.both(func(be model.Backend, s side) { be.GELUBackward(over.on(s), dout.on(s), inp.on(s), false) })
 		h.checkGrad(over)
 	}
+}
+
+// biasGELUShapes are (R, m, C): one bias row for many rows (the Linear
+// bias), a few rows per bias row (the search's per-start instruction term),
+// more rows per bias row than a device may sum in one thread, size 0 and 1.
+// Each runs unaligned (guard 7) and aligned (guard 8: a device's
+// vectorised path where C is a multiple of 4).
+var biasGELUShapes = [][3]int{{1, 1, 1}, {1, 300, 17}, {3, 4, 5}, {128, 4, 96}, {3, 70, 9}, {0, 4, 3}, {2, 0, 3},
+	{5, 1, 2}, {1, 300, 64}, {2, 40, 64}, {64, 4, 200}, {7, 3, 4}}
+
+// biasGELUCases calls f for every shape, unaligned and aligned.
+func biasGELUCases(h *harness, f func(R, m, C int, name string)) {
+	for _, aligned := range []bool{false, true} {
+		h.aligned = aligned
+		for _, d := range biasGELUShapes {
+			f(d[0], d[1], d[2], fmt.Sprintf("R%d m%d C%d aligned=%v", d[0], d[1], d[2], aligned))
+		}
+	}
+	h.aligned = false
+}
+
+func caseBiasGELU(h *harness) {
+	biasGELUCases(h, func(R, m, C int, name string) {
+		inp := h.input("inp "+name, h.vals(R*m*C, -5, 5))
+		bias := h.input("bias "+name, h.vals(R*C, -1, 1))
+		out := h.output("out "+name, R*m*C)
+		h.both(func(be model.Backend, s side) { be.BiasGELU(out.on(s), inp.on(s), bias.on(s), R, m, C) })
+		h.checkFwd(out)
+	})
+}
+
+func caseBiasGELUBackward(h *harness) {
+	biasGELUCases(h, func(R, m, C int, name string) {
+		inp := h.input("inp "+name, h.vals(R*m*C, -5, 5))
+		bias := h.input("bias "+name, h.vals(R*C, -1, 1))
+		dout := h.input("dout "+name, h.vals(R*m*C, -1, 1))
+		dinp := h.grad("dinp "+name, h.vals(R*m*C, -1, 1))
+		dbias := h.grad("dbias "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(dinp.on(s), dbias.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, true)
+		})
+		h.checkGrad(dinp, dbias)
+		// acc false overwrites dinp (NaN before); dbias still accumulates.
+		over := h.output("dinp (overwritten) "+name, R*m*C)
+		dbias2 := h.grad("dbias (with overwritten dinp) "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(over.on(s), dbias2.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, false)
+		})
+		h.checkGrad(over, dbias2)
+		// Either gradient alone.
+		only := h.grad("dinp alone "+name, h.vals(R*m*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(only.on(s), nil, dout.on(s), inp.on(s), bias.on(s), R, m, C, true)
+		})
+		dbOnly := h.grad("dbias alone "+name, h.vals(R*C, -1, 1))
+		h.both(func(be model.Backend, s side) {
+			be.BiasGELUBackward(nil, dbOnly.on(s), dout.on(s), inp.on(s), bias.on(s), R, m, C, false)
+		})
+		h.checkGrad(only, dbOnly)
+	})
 }
 
 // sliceShapes are (N, S, start, R, C).

@@ -34,6 +34,12 @@ const (
 	kAdamW
 	kGELUF32
 	kGELUBackwardF32
+	kBiasGELU
+	kBiasGELUF32
+	kBiasGELUBackward
+	kBiasGELUBackwardF32
+	kBiasGELUBackwardGroups
+	kBiasGELUBackwardGroupsF32
 
 	kLayerNorm
 	kLayerNormBackwardInp
@@ -88,6 +94,13 @@ var kernelNames = [numKernels]string{
 	kAdamW:                 "adamw",
 	kGELUF32:               "gelu_f32",
 	kGELUBackwardF32:       "gelu_backward_f32",
+
+	kBiasGELU:                  "bias_gelu",
+	kBiasGELUF32:               "bias_gelu_f32",
+	kBiasGELUBackward:          "bias_gelu_backward",
+	kBiasGELUBackwardF32:       "bias_gelu_backward_f32",
+	kBiasGELUBackwardGroups:    "bias_gelu_backward_groups",
+	kBiasGELUBackwardGroupsF32: "bias_gelu_backward_groups_f32",
 
 	kLayerNorm:                "layernorm",
 	kLayerNormBackwardInp:     "layernorm_backward_inp",
@@ -173,6 +186,23 @@ func (b *Backend) each4(k kernel, n int, args ...uint64) {
 	}
 	per := threads * unroll
 	b.launch(k, min((n+per-1)/per, maxBlocks), 1, 1, threads, 1, args...)
+}
+
+// rows2D launches a kernel over rows rows of C elements with 2-D blocks of
+// threads (elementwise.cu's ROWS2D, COLS2D): x across a row's W columns (W =
+// C/4 float4s when vec), rounded up to whole warps and at most threads, y
+// across rows, threads threads in all.
+func (b *Backend) rows2D(k kernel, rows, C int, vec bool, args ...uint64) {
+	if rows <= 0 || C <= 0 {
+		return
+	}
+	W := C
+	if vec {
+		W = C / 4
+	}
+	tx := min((W+31)&^31, threads)
+	ty := threads / tx
+	b.launch(k, min((rows+ty-1)/ty, maxBlocks), 1, 1, tx, ty, args...)
 }
 
 // warps launches a kernel that gives each of rows rows one warp.

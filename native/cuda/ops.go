@@ -441,6 +441,100 @@ func (b *Backend) GELUBackward(dinp, dout, inp *model.Tensor, acc bool) {
 	b.each4(k, inp.Len(), devPtr(dinp), devPtr(dout), devPtr(inp), i64(inp.Len()), boolArg(acc))
 }
 
+// BiasGELU: out[r,j,:] = GELU(inp[r,j,:] + bias[r,:]) for j < m, the sum
+// rounded to float32 first; the GELU as in GELU (SetFastGELU).
+func (b *Backend) BiasGELU(out, inp, bias *model.Tensor, R, m, C int) {
+	model.CheckDims("model: BiasGELU: negative dimension", R, m, C)
+	need(out, R*m*C, "model: BiasGELU: out shorter than R·m·C")
+	need(inp, R*m*C, "model: BiasGELU: inp shorter than R·m·C")
+	need(bias, R*C, "model: BiasGELU: bias shorter than R·C")
+	if R*m*C == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	k := kBiasGELU
+	if b.fastGELU {
+		k = kBiasGELUF32
+	}
+	vec := vec4(C, out, inp, bias)
+	b.rows2D(k, R*m, C, vec, devPtr(out), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(vec))
+}
+
+// vec4 reports whether rows of C elements of every tensor given (nil ones
+// skipped) can be read as float4s: C a multiple of 4, each start 16-byte
+// aligned (the tape's arenas align tensors to 128 bytes).
+func vec4(C int, ts ...*model.Tensor) bool {
+	if C%4 != 0 {
+		return false
+	}
+	for _, t := range ts {
+		if t != nil && devPtr(t)%16 != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// groupRows: BiasGELUBackward sums the bias gradient down each group in
+// one thread per column when groups are short (m ≤ 32) or there are enough
+// such threads to fill the card; otherwise it writes d and reduces it by
+// columns.
+const groupThreads = 1 << 16
+
+// BiasGELUBackward: with d = dout·GELU'(inp + bias[r]), dinp += d (acc
+// false: dinp = d; nil: skipped) and dbias[r,:] += Σ_j d[r,j,:], summed in
+// float64 (nil: skipped).
+func (b *Backend) BiasGELUBackward(dinp, dbias, dout, inp, bias *model.Tensor, R, m, C int, acc bool) {
+	model.CheckDims("model: BiasGELUBackward: negative dimension", R, m, C)
+	n := R * m * C
+	need(inp, n, "model: BiasGELUBackward: inp shorter than R·m·C")
+	need(bias, R*C, "model: BiasGELUBackward: bias shorter than R·C")
+	need(dout, n, "model: BiasGELUBackward: dout shorter than R·m·C")
+	needGrad(dinp, n, "model: BiasGELUBackward: dinp shorter than R·m·C")
+	needGrad(dbias, R*C, "model: BiasGELUBackward: dbias shorter than R·C")
+	if n == 0 || (dinp == nil && dbias == nil) || !b.begin() {
+		return
+	}
+	defer b.end()
+	elem, groups := kBiasGELUBackward, kBiasGELUBackwardGroups
+	if b.fastGELU {
+		elem, groups = kBiasGELUBackwardF32, kBiasGELUBackwardGroupsF32
+	}
+	switch {
+	case dbias == nil:
+		vec := vec4(C, dinp, dout, inp, bias)
+		b.rows2D(elem, R*m, C, vec, devPtr(dinp), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc), boolArg(vec))
+	case m <= 32 || R*C >= groupThreads:
+		vec := vec4(C, dinp, dbias, dout, inp, bias)
+		b.rows2D(groups, R, C, vec, devPtr(dinp), devPtr(dbias), devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(acc), boolArg(vec))
+	default:
+		// R·C < groupThreads here, so R fits a grid's z dimension. d goes
+		// into dinp when dinp is overwritten, else into scratch after the
+		// column partials.
+		chunks := chunksFor(m)
+		pbytes := (8*int64(R*chunks*C) + 127) &^ 127
+		d := devPtr(dinp)
+		sbytes := pbytes
+		if dinp == nil || acc {
+			sbytes += 4 * int64(n)
+		}
+		partial, ok := b.scratchAt(sbytes)
+		if !ok {
+			return
+		}
+		if dinp == nil || acc {
+			d = partial + uint64(pbytes)
+		}
+		vec := C%4 == 0 && d%16 == 0 && vec4(C, dout, inp, bias)
+		b.rows2D(elem, R*m, C, vec, d, devPtr(dout), devPtr(inp), devPtr(bias), i64(R), i64(m), i64(C), boolArg(false), boolArg(vec))
+		if dinp != nil && acc {
+			b.each4(kAxpy, n, devPtr(dinp), d, f64(1), i64(n))
+		}
+		b.colPartial(kSumRowsPartial, C, chunks, R, partial, d, i64(m), i64(C))
+		b.colFinish(partial, chunks, C, devPtr(dbias), R, 0, 0, 0, 0, 0, 0)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Row slicing, pooling, repetition, transposition.
 
