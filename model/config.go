@@ -100,6 +100,11 @@ type TrainConfig struct {
 	Contrast     float64 `json:"contrast,omitempty"`
 	ContrastFrac float64 `json:"contrast_frac,omitempty"`
 	ContrastTau  float64 `json:"contrast_tau,omitempty"`
+	// StFrom > 0 makes the program straight-through from that fraction of
+	// the run on (recipe.py --st_from): the interpreter runs the one-hot
+	// argmax of the relaxed program (hard symbols, exactly as at test time)
+	// and its gradient reaches the relaxed program unchanged. 0 (unset): off.
+	StFrom float64 `json:"st_from,omitempty"`
 	LogEvery     int     `json:"log_every"`  // metrics line every N steps
 	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
 }
@@ -255,6 +260,7 @@ func (c Config) Validate() error {
 	}
 	frac("train.noise_ramp", t.NoiseRamp)
 	frac("train.contrast_frac", t.ContrastFrac)
+	frac("train.st_from", t.StFrom)
 	if !(t.Contrast >= 0 && t.Contrast <= 1000) || !(t.ContrastTau >= 0 && t.ContrastTau <= 100) {
 		errs = append(errs, fmt.Errorf("config: train.contrast = %g (want 0..1000, 0: off), train.contrast_tau = %g (want 0..100, 0: 0.1)", t.Contrast, t.ContrastTau))
 	}

@@ -29,6 +29,7 @@ const (
 	opAddScaled
 	opMul
 	opBiasGELU
+	opStraight
 )
 
 // node is one recorded op: its tensors, integer dimensions and scalars.
@@ -524,6 +525,20 @@ func (tp *Tape) ArgmaxOneHot(logits *Tensor) *Tensor {
 	return out
 }
 
+// StraightThrough returns onehot(argmax z) over the last dimension (the
+// first maximum wins), exactly one-hot, with the straight-through gradient:
+// d z += d out, as if the op were the identity (recipe.py's relax with st).
+func (tp *Tape) StraightThrough(z *Tensor) *Tensor {
+	K := lastDim(z)
+	g := needs(z)
+	out := tp.outLike(z, K, g)
+	tp.B.ArgmaxOneHot(out, z, z.n/max(K, 1), K)
+	if g {
+		tp.record(node{op: opStraight, t: [8]*Tensor{out, z}})
+	}
+	return out
+}
+
 // OneHot returns (shape of idx…, K) one-hot rows of the int tensor idx (no gradient).
 func (tp *Tape) OneHot(idx *Tensor, K int) *Tensor {
 	var d [MaxRank]int
@@ -732,6 +747,8 @@ func (tp *Tape) Backward(loss *Tensor) {
 				tp.clearFirst(db)
 			}
 			b.BiasGELUBackward(dx, db, dout, t[1], t[2], n.i[0], n.i[1], n.i[2], acc)
+		case opStraight:
+			tp.addInto(t[1].Grad, 1, dout)
 		case opAdd:
 			tp.addInto(t[1].Grad, 1, dout)
 			tp.addInto(t[2].Grad, 1, dout)

@@ -26,6 +26,7 @@ type StepStats struct {
 	LR       float64 `json:"lr"`     // learning rate of this step (the head's is LR·head_lr_mult)
 	Lambda   float64 `json:"lambda"` // reuse regulariser weight of this step
 	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
+	ST       bool    `json:"st,omitempty"` // straight-through program this step (train.st_from)
 	// Contrast is the task-identity loss (train.contrast) of this step,
 	// before its weight; ContrastW is the weight.
 	Contrast  float64 `json:"ctr,omitempty"`
@@ -147,6 +148,7 @@ type Schedule struct {
 	Lambda     float64 // reuse regulariser weight after its ramp (train.lambda_warm)
 	Noise      float64 // factor on the program's Gumbel noise (train.noise_ramp)
 	Contrast   float64 // weight of the task-identity loss (train.contrast, contrast_frac)
+	ST         bool    // straight-through program (train.st_from)
 }
 
 // Schedule returns the quantities of step (0-based), as recipe.py's train()
@@ -178,6 +180,7 @@ func (tr *Trainer) Schedule(step int) Schedule {
 	if c.ContrastFrac > 0 {
 		s.Contrast *= max(0, 1-f/c.ContrastFrac)
 	}
+	s.ST = c.StFrom > 0 && f >= c.StFrom
 	return s
 }
 
@@ -192,6 +195,10 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	logits := m.Head(tp, eb)                      // (B·m, T, K)
 	tr.enc, tr.lg = e, logits                     // for diagnose
 	z := tp.Softmax(logits, tr.nz, float32(tauE)) // relaxed program
+	sch := tr.Schedule(tr.Step)
+	if sch.ST {
+		z = tp.StraightThrough(z)
+	}
 	var ns *Tensor
 	if cfg.Train.StateNoise {
 		ns = tr.ns
@@ -200,7 +207,6 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	N := tr.x.Dim(0)
 	nll = tp.NLL(pi, tr.y, 1/float32(N))
 	reg = tp.ReuseReg(tp.Softmax(logits, nil, float32(tauE)))
-	sch := tr.Schedule(tr.Step)
 	loss = tp.AddScaled(nll, reg, float32(sch.Lambda))
 	tr.ctr = nil
 	if sch.Contrast > 0 { // skipped once its weight has decayed to 0
@@ -327,7 +333,7 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	}
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
-		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, Diag: diag, Split: split,
+		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, ST: sch.ST, Diag: diag, Split: split,
 	}
 	if tr.ctr != nil {
 		st.Contrast, st.ContrastW = tp.Scalar(tr.ctr), sch.Contrast

@@ -209,6 +209,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			if st.ContrastW > 0 {
 				rec["ctr"], rec["ctr_w"] = st.Contrast, st.ContrastW
 			}
+			if st.ST {
+				rec["st"] = true
+			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {
 				return fmt.Errorf("write %s: %w", metricsFile, err)

@@ -441,11 +441,12 @@ def train(model, a, device, log_every):
         pn = min(1.0, f / a.noise_ramp) if a.noise_ramp > 0 else True       # program-noise scale
         sn = a.state_noise * (min(1.0, f / a.snoise_ramp) if a.snoise_ramp > 0 else 1)
         wta = a.wta > 1 and f < a.wta_frac
+        st_now = a.st or (a.st_from > 0 and f >= a.st_from)
         if wta:                                                      # best of S program samples (multiple choice)
             logits_s = logits.unsqueeze(0).expand(a.wta, *logits.shape)
-            z = relax(logits_s, te, pn if pn != 1.0 else True, a.st)   # (S, B, m, T, K)
+            z = relax(logits_s, te, pn if pn != 1.0 else True, st_now)   # (S, B, m, T, K)
         else:
-            z = relax(logits, te, pn if pn != 1.0 else True, a.st)
+            z = relax(logits, te, pn if pn != 1.0 else True, st_now)
         act = model.T
         if a.curr_t0 > 0:                                            # short-program curriculum
             act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
@@ -630,6 +631,8 @@ def parse(argv=None):
       help="1: training fraction = max(step/steps, elapsed/time_budget), so the anneal ends by the budget")
     # relaxation
     A("--st", action="store_true", help="straight-through Gumbel for the program in training")
+    A("--st_from", type=float, default=0.0,
+      help="straight-through program (as --st) from this fraction of training on (0: off); the Go trainer's train.st_from")
     A("--st_state", action="store_true", help="straight-through Gumbel for interpreter states in training")
     A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
     A("--nll_eps", type=float, default=0.0,
