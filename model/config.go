@@ -104,9 +104,9 @@ type TrainConfig struct {
 	// the run on (recipe.py --st_from): the interpreter runs the one-hot
 	// argmax of the relaxed program (hard symbols, exactly as at test time)
 	// and its gradient reaches the relaxed program unchanged. 0 (unset): off.
-	StFrom float64 `json:"st_from,omitempty"`
-	LogEvery     int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
+	StFrom    float64 `json:"st_from,omitempty"`
+	LogEvery  int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.

@@ -23,9 +23,9 @@ type StepStats struct {
 	TauE     float64 `json:"tau_e"`
 	TauD     float64 `json:"tau_d"`
 	GradNorm float64 `json:"grad_norm"`
-	LR       float64 `json:"lr"`     // learning rate of this step (the head's is LR·head_lr_mult)
-	Lambda   float64 `json:"lambda"` // reuse regulariser weight of this step
-	Noise    float64 `json:"noise"`  // scale of the program's Gumbel noise
+	LR       float64 `json:"lr"`           // learning rate of this step (the head's is LR·head_lr_mult)
+	Lambda   float64 `json:"lambda"`       // reuse regulariser weight of this step
+	Noise    float64 `json:"noise"`        // scale of the program's Gumbel noise
 	ST       bool    `json:"st,omitempty"` // straight-through program this step (train.st_from)
 	// Contrast is the task-identity loss (train.contrast) of this step,
 	// before its weight; ContrastW is the weight.
