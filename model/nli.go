@@ -279,10 +279,11 @@ func (m *Model) stateEmbed(tp *Tape, pi *Tensor) *Tensor {
 // With rep > 1, z (and instr) hold one program per rep consecutive rows of x
 // (search: one per start, shared by the start's rep specification pairs):
 // everything that depends only on the program — the instruction, its share
-// of layer 1, the FiLM terms — is computed once per program and its rows are
-// repeated per step (RepeatRows), instead of computing it on rep copies of
-// the program (4× the products at m = 4). Equal to repeating z first, up to
-// the order in which the pairs' gradients are summed.
+// of layer 1, the FiLM terms, the SKIP gate — is computed once per program
+// and broadcast over its rows (BiasGELU's bias rows, SkipMix's gate rows; the
+// FiLM terms by RepeatRows), instead of computing it on rep copies of the
+// program (4× the products at m = 4). Equal to repeating z first, up to the
+// order in which the pairs' gradients are summed.
 func (m *Model) execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int) *Tensor {
 	return m.executeInstr(tp, x, z, nil, tauD, noise, hard, f, rep)
 }
@@ -362,7 +363,11 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 			}
 			hat = tp.Softmax(n, h, tauD)
 		}
-		pi = tp.SkipMix(pi, hat, at(zT, t), Skip)
+		// The SKIP gate of program r covers its rep consecutive rows of pi
+		// and hat: SkipMix with N/rep gate rows mixes rows of rep·L·V
+		// elements, so zT needs no repeated copy (its gradient is summed
+		// over the group in the same pass).
+		pi = tp.SkipMix(pi, hat, tp.Sub(zT, t), Skip)
 	}
 	return pi
 }
