@@ -18,13 +18,17 @@ import (
 // SymbolEffect describes one symbol executed alone (the program [sym,
 // SKIP, …, SKIP]) on random inputs.
 type SymbolEffect struct {
-	Symbol  int     `json:"symbol"`
-	Uses    int     `json:"uses"`   // occurrences in the inductor's programs for the probe tasks
-	Effect  string  `json:"effect"` // the best-matching primitive program, "identity", or "unrecognised"
-	Match   float64 `json:"match"`  // fraction of probe inputs on which Effect is exact
-	Input   []int32 `json:"example_input"`
-	Output  []int32 `json:"example_output"`
-	Closest string  `json:"closest,omitempty"` // for unrecognised symbols: the nearest candidate
+	Symbol int     `json:"symbol"`
+	Uses   int     `json:"uses"`   // occurrences in the inductor's programs for the probe tasks
+	Effect string  `json:"effect"` // the best-matching primitive program, "identity", or "unrecognised"
+	Match  float64 `json:"match"`  // fraction of probe inputs on which Effect is exact
+	// PosMatch is the fraction of output positions (over all probe inputs)
+	// that the best-matching candidate (Effect, or Closest) gets right: how
+	// near an unrecognised symbol is to it.
+	PosMatch float64 `json:"pos_match"`
+	Input    []int32 `json:"example_input"`
+	Output   []int32 `json:"example_output"`
+	Closest  string  `json:"closest,omitempty"` // for unrecognised symbols: the nearest candidate
 }
 
 // ProgramUse is how the inductor writes one training program.
@@ -270,22 +274,30 @@ func DescribeLanguage(s *Searcher, split Split, tasks, m, probes int, seed uint6
 	want := make([]int32, SeqLen)
 	for si, k := range syms {
 		o := out[si*probes*SeqLen : (si+1)*probes*SeqLen]
-		bestC, bestN := 0, -1
+		// The best candidate: most exact outputs, then most right positions.
+		bestC, bestN, bestP := 0, -1, -1
 		for ci, c := range cands {
-			n := 0
+			n, np := 0, 0
 			for j := 0; j < probes; j++ {
 				c.Apply(want, x[j*SeqLen:(j+1)*SeqLen])
-				if slices.Equal(want, o[j*SeqLen:(j+1)*SeqLen]) {
+				got := o[j*SeqLen : (j+1)*SeqLen]
+				if slices.Equal(want, got) {
 					n++
 				}
+				for i, v := range want {
+					if got[i] == v {
+						np++
+					}
+				}
 			}
-			if n > bestN {
-				bestC, bestN = ci, n
+			if n > bestN || n == bestN && np > bestP {
+				bestC, bestN, bestP = ci, n, np
 			}
 		}
 		effects = append(effects, cands[bestC])
 		e := SymbolEffect{Symbol: k, Uses: uses[k], Match: float64(bestN) / float64(probes),
-			Input: append([]int32(nil), x[:SeqLen]...), Output: append([]int32(nil), o[:SeqLen]...)}
+			PosMatch: float64(bestP) / float64(probes*SeqLen),
+			Input:    append([]int32(nil), x[:SeqLen]...), Output: append([]int32(nil), o[:SeqLen]...)}
 		name := cands[bestC].String()
 		if name == "rotl 0" {
 			name = "identity"

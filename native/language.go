@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/nli-go/nli/model"
 )
@@ -53,13 +54,17 @@ func cmdLanguage(args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(lang)
 	}
 	fmt.Fprintf(stdout, "learned language of %s (%s; %d ID tasks, %d probe inputs)\n\n", *weights, sp, *tasks, *probes)
-	fmt.Fprintf(stdout, "%-6s %5s  %-14s %6s  %s\n", "symbol", "uses", "alone it does", "match", "example: input → output")
-	for _, s := range lang.Symbols {
-		eff := s.Effect
+	effs, w := make([]string, len(lang.Symbols)), len("alone it does")
+	for i, s := range lang.Symbols {
+		effs[i] = s.Effect
 		if s.Closest != "" {
-			eff += " (~" + s.Closest + ")"
+			effs[i] += fmt.Sprintf(" (~%s, %.0f%% of positions)", s.Closest, 100*s.PosMatch)
 		}
-		fmt.Fprintf(stdout, "%-6d %5d  %-14s %5.0f%%  %v → %v\n", s.Symbol, s.Uses, eff, 100*s.Match, s.Input, s.Output)
+		w = max(w, utf8.RuneCountInString(effs[i]))
+	}
+	fmt.Fprintf(stdout, "%-6s %5s  %-*s %6s  %s\n", "symbol", "uses", w, "alone it does", "match", "example: input → output")
+	for i, s := range lang.Symbols {
+		fmt.Fprintf(stdout, "%-6d %5d  %-*s %5.0f%%  %v → %v\n", s.Symbol, s.Uses, w, effs[i], 100*s.Match, s.Input, s.Output)
 	}
 	fmt.Fprintf(stdout, "\n%-16s %-28s %s\n", "program", "induced symbols (no SKIPs)", "share of its tasks")
 	for _, p := range lang.Programs {

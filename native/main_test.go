@@ -172,9 +172,10 @@ func TestCLILanguage(t *testing.T) {
 	out := mustRun(t, "language", "--weights", "../weights/shift-l.nliw.sz", "--tasks", "60", "--probes", "8", "--json", "--workers", "1")
 	var lang struct {
 		Symbols []struct {
-			Symbol int
-			Effect string
-			Match  float64
+			Symbol   int
+			Effect   string
+			Match    float64
+			PosMatch float64 `json:"pos_match"`
 		}
 		Programs []struct {
 			Program string
@@ -213,6 +214,12 @@ func TestCLILanguage(t *testing.T) {
 	for _, s := range lang.Symbols {
 		if s.Effect == "rotl 1" && s.Match == 1 {
 			rot = s.Symbol
+			if s.PosMatch != 1 { // every output exact: every position right
+				t.Errorf("symbol %d: exact on every probe but pos_match %g", s.Symbol, s.PosMatch)
+			}
+		}
+		if !(s.PosMatch >= s.Match && s.PosMatch <= 1) {
+			t.Errorf("symbol %d: pos_match %g outside [match %g, 1]", s.Symbol, s.PosMatch, s.Match)
 		}
 	}
 	if rot < 0 {
