@@ -153,37 +153,41 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v)\n",
 		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU)
-	for _, part := range []struct {
-		name string
-		rows []model.OpTime
-	}{{"training", rep.TrainProfile}, {"search", rep.SearchProfile}} {
-		if len(part.rows) == 0 {
-			continue
-		}
-		var total time.Duration
-		for _, r := range part.rows {
-			total += r.Total
-		}
-		fmt.Fprintf(stdout, "\n%s: time per op (synchronised after each op)\n%-20s %8s %10s %6s\n", part.name, "op", "calls", "ms", "share")
-		for _, r := range part.rows {
-			fmt.Fprintf(stdout, "%-20s %8d %10.1f %5.1f%%\n", r.Op, r.Calls, float64(r.Total.Microseconds())/1000, 100*float64(r.Total)/float64(total))
-		}
-	}
-	for _, part := range []struct {
-		name string
-		rows []model.GemmTime
-	}{{"training", rep.TrainGemms}, {"search", rep.SearchGemms}} {
-		if len(part.rows) == 0 {
-			continue
-		}
-		fmt.Fprintf(stdout, "\n%s: matrix products by shape (M×N×K, transposes of A and B)\n%-24s %8s %10s %8s\n", part.name, "shape", "calls", "ms", "TFLOP/s")
-		for i, r := range part.rows {
-			if i == 12 {
-				fmt.Fprintf(stdout, "(%d more shapes)\n", len(part.rows)-i)
-				break
-			}
-			fmt.Fprintf(stdout, "%-24s %8d %10.1f %8.2f\n", r.Shape, r.Calls, float64(r.Total.Microseconds())/1000, r.TFLOPS)
-		}
-	}
+	printOps(stdout, "training", rep.TrainProfile)
+	printOps(stdout, "search", rep.SearchProfile)
+	printGemms(stdout, "training", rep.TrainGemms)
+	printGemms(stdout, "search", rep.SearchGemms)
 	return nil
+}
+
+// printOps prints a profile's time per op with each op's share (nothing
+// for an empty profile).
+func printOps(w io.Writer, part string, rows []model.OpTime) {
+	if len(rows) == 0 {
+		return
+	}
+	var total time.Duration
+	for _, r := range rows {
+		total += r.Total
+	}
+	fmt.Fprintf(w, "\n%s: time per op (synchronised after each op)\n%-20s %8s %10s %6s\n", part, "op", "calls", "ms", "share")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-20s %8d %10.1f %5.1f%%\n", r.Op, r.Calls, float64(r.Total.Microseconds())/1000, 100*float64(r.Total)/float64(total))
+	}
+}
+
+// printGemms prints the twelve costliest matrix-product shapes of a
+// profile with their rates (nothing for an empty profile).
+func printGemms(w io.Writer, part string, rows []model.GemmTime) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: matrix products by shape (M×N×K, transposes of A and B)\n%-24s %8s %10s %8s\n", part, "shape", "calls", "ms", "TFLOP/s")
+	for i, r := range rows {
+		if i == 12 {
+			fmt.Fprintf(w, "(%d more shapes)\n", len(rows)-i)
+			break
+		}
+		fmt.Fprintf(w, "%-24s %8d %10.1f %8.2f\n", r.Shape, r.Calls, float64(r.Total.Microseconds())/1000, r.TFLOPS)
+	}
 }
