@@ -7,6 +7,9 @@
 #   sweep:docs/experiments/sweep10.txt:1-4         recipe.py runs (docs/experiments/sweep.sh), P=4
 #   go:docs/experiments/go/sweep_go5.txt:1-3       Go-trainer runs (docs/experiments/go_sweep.sh), P=3
 #   check:PATH/TO/nli_torch.py                     native/gpu_kernels_check.sh (CUDA tests + benchmark)
+#   curve:PATH/TO/W.nliw.sz:DIR                    native curve --device cuda --tasks ${CURVE_TASKS:-200} --out DIR
+#                                                  --resume (continues a partial DIR, e.g. docs/curves' json
+#                                                  copied there as curve.json), stopped cleanly by its time limit
 # Environment: OUT (default ./out), P_SWEEP=4, P_GO=3, MAX_SEQS=8192 (Go evaluations beside others),
 # and anything sweep.sh / go_sweep.sh read (TIMEOUT, DEADLINE, ...).
 #
@@ -15,7 +18,7 @@
 # of a run stopped by its time limit; at most KEEP_WEIGHTS=6 files, since the device machine brings
 # back 8 files of 16 MB), and the summaries are printed last.
 set -u
-[ $# -ge 1 ] || { sed -n '2,16p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,19p' "$0"; exit 2; }
 OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-6}
 export MAX_SEQS=${MAX_SEQS:-8192}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
@@ -30,7 +33,10 @@ for job in "$@"; do
     sweep) (CUDA_VISIBLE_DEVICES=$gpu P=$P_SWEEP OUT=$OUT/$name bash docs/experiments/sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     go) (CUDA_VISIBLE_DEVICES=$gpu P=$P_GO OUT=$OUT/$name RUNS_KEEP=/tmp/multi_gpu_$name bash docs/experiments/go_sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     check) (CUDA_VISIBLE_DEVICES=$gpu OUT=$OUT/$name timeout 560 bash native/gpu_kernels_check.sh "$list" > "$OUT/$name.txt" 2>&1; echo "check rc $?" >> "$OUT/$name.txt") & ;;
-    *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, check)" >&2; exit 2 ;;
+    curve) (mkdir -p "$range"; CUDA_VISIBLE_DEVICES=$gpu timeout 570 bin/native curve --device cuda --weights "$list" \
+              --tasks "${CURVE_TASKS:-200}" --out "$range" --resume --time-limit 540 --quiet > "$OUT/$name.txt" 2>&1
+            echo "curve rc $?" >> "$OUT/$name.txt"; mkdir -p "$OUT/$name"; cp "$range"/curve.* "$OUT/$name/" 2>/dev/null) & ;;
+    *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, check, curve)" >&2; exit 2 ;;
   esac
   echo "job $name on GPU $gpu: $job"
 done
@@ -46,4 +52,4 @@ parts=$(ls -d j* 2>/dev/null)
 tar cJf results.tar.xz $parts && rm -rf $parts
 ls -la "$OUT"
 for j in $(tar tJf results.tar.xz | grep -E '^j[0-9]+/summary.txt$'); do echo "== $j"; tar xJf results.tar.xz -O "$j" | cut -c1-200; done
-tar xJf results.tar.xz -O $(tar tJf results.tar.xz | grep -E '^j[0-9]+\.txt$') 2>/dev/null | grep -E '^(training:|search:|check rc|--- FAIL)' || true
+tar xJf results.tar.xz -O $(tar tJf results.tar.xz | grep -E '^j[0-9]+\.txt$') 2>/dev/null | grep -E '^(training:|search:|check rc|curve rc|stopped|--- FAIL)' || true
