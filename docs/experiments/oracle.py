@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch.nn.functional as F
 from recipe import (L, V, SKIP, NLI, PRIMS, programs, prog_name, sample_tasks, schedule, lr_factor,
-                    gnorm, sync)
+                    gnorm, sync, log_train, end_train)
 
 
 # ----------------------------------------------------------------------------- oracle programs
@@ -152,20 +152,10 @@ def train(model, orc, a, device):
                        gn=round(gn.item(), 3), gn_ev=round(gn_ev, 4), td=round(td, 3), lr=round(a.lr * lrf, 6),
                        hard_acc=round(ok, 4), hard_pos=round(pos, 4), s=round(time.time() - t0, 1),
                        sps=round(step / max(1e-9, time.time() - t0), 2))
-            print(json.dumps(rec), flush=True)
-            st["last"] = rec
-            st["nll_win"].append(rec["nll_avg"])
             nll_acc, nll_cnt = torch.zeros((), device=device), 0
-            if not math.isfinite(nv):
-                st["diverged"] = True
-                print(json.dumps(dict(kind="stop", reason="non-finite nll", step=step - 1)), flush=True)
+            if log_train(st, rec, nv, step):
                 break
-    sync(device)
-    if nll_cnt:
-        st["nll_win"].append(round(nll_acc.item() / nll_cnt, 4))
-    st["steps_done"] = step
-    st["train_s"] = round(time.time() - t0, 1)
-    return st
+    return end_train(st, nll_acc, nll_cnt, step, t0, device)
 
 # ----------------------------------------------------------------------------- evaluation
 

@@ -507,14 +507,26 @@ def train(model, a, device, log_every):
             rec.update(diag)
             if ctr is not None:
                 rec["ctr"] = round(ctr.item(), 4)
-            print(json.dumps(rec), flush=True)
-            st["last"] = rec
-            st["nll_win"].append(rec["nll_avg"])
             nll_acc, nll_cnt = torch.zeros((), device=device), 0
-            if not math.isfinite(nv):
-                st["diverged"] = True
-                print(json.dumps(dict(kind="stop", reason="non-finite nll", step=step - 1)), flush=True)
+            if log_train(st, rec, nv, step):
                 break
+    return end_train(st, nll_acc, nll_cnt, step, t0, device)
+
+
+def log_train(st, rec, nv, step):
+    """print a train line and keep it in st; True (after a stop line) when the NLL is not finite."""
+    print(json.dumps(rec), flush=True)
+    st["last"] = rec
+    st["nll_win"].append(rec["nll_avg"])
+    if not math.isfinite(nv):
+        st["diverged"] = True
+        print(json.dumps(dict(kind="stop", reason="non-finite nll", step=step - 1)), flush=True)
+        return True
+    return False
+
+
+def end_train(st, nll_acc, nll_cnt, step, t0, device):
+    """the training loop's epilogue: the last NLL window's mean, the steps done and the time."""
     sync(device)
     if nll_cnt:
         st["nll_win"].append(round(nll_acc.item() / nll_cnt, 4))
