@@ -10,6 +10,7 @@
 #   curve:PATH/TO/W.nliw.sz:DIR                    native curve --device cuda --tasks ${CURVE_TASKS:-200} --out DIR
 #                                                  --resume (continues a partial DIR, e.g. docs/curves' json
 #                                                  copied there as curve.json), stopped cleanly by its time limit
+#                                                  (CURVE_DEVICE=cuda, CURVE_FLAGS: more flags, NATIVE=bin/native)
 # Environment: OUT (default ./out), P_SWEEP=4, P_GO=3, MAX_SEQS=8192 (Go evaluations beside others),
 # and anything sweep.sh / go_sweep.sh read (TIMEOUT, DEADLINE, ...).
 #
@@ -18,7 +19,7 @@
 # of a run stopped by its time limit; at most KEEP_WEIGHTS=6 files, since the device machine brings
 # back 8 files of 16 MB), and the summaries are printed last.
 set -u
-[ $# -ge 1 ] || { sed -n '2,19p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,20p' "$0"; exit 2; }
 OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-6}
 export MAX_SEQS=${MAX_SEQS:-8192}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
@@ -33,8 +34,9 @@ for job in "$@"; do
     sweep) (CUDA_VISIBLE_DEVICES=$gpu P=$P_SWEEP OUT=$OUT/$name bash docs/experiments/sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     go) (CUDA_VISIBLE_DEVICES=$gpu P=$P_GO OUT=$OUT/$name RUNS_KEEP=/tmp/multi_gpu_$name bash docs/experiments/go_sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     check) (CUDA_VISIBLE_DEVICES=$gpu OUT=$OUT/$name timeout 560 bash native/gpu_kernels_check.sh "$list" > "$OUT/$name.txt" 2>&1; echo "check rc $?" >> "$OUT/$name.txt") & ;;
-    curve) (mkdir -p "$range"; CUDA_VISIBLE_DEVICES=$gpu timeout 570 bin/native curve --device cuda --weights "$list" \
-              --tasks "${CURVE_TASKS:-200}" --out "$range" --resume --time-limit 540 --quiet > "$OUT/$name.txt" 2>&1
+    curve) (mkdir -p "$range"; CUDA_VISIBLE_DEVICES=$gpu timeout 570 "${NATIVE:-bin/native}" curve --device "${CURVE_DEVICE:-cuda}" \
+              --weights "$list" --tasks "${CURVE_TASKS:-200}" --out "$range" --resume --time-limit 540 --quiet ${CURVE_FLAGS:-} \
+              > "$OUT/$name.txt" 2>&1
             echo "curve rc $?" >> "$OUT/$name.txt"; mkdir -p "$OUT/$name"; cp "$range"/curve.* "$OUT/$name/" 2>/dev/null) & ;;
     *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, check, curve)" >&2; exit 2 ;;
   esac
