@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch.nn.functional as F
 from recipe import (L, V, SKIP, NLI, PRIMS, programs, prog_name, sample_tasks, schedule, lr_factor,
-                    gnorm, sync, log_train, end_train)
+                    gnorm, sync, run_fraction, log_train, end_train)
 
 
 # ----------------------------------------------------------------------------- oracle programs
@@ -115,13 +115,7 @@ def train(model, orc, a, device):
     nll_acc, nll_cnt = torch.zeros((), device=device), 0
     step, stop = 0, False
     while step < a.steps and not stop:
-        el = time.time() - t0
-        if a.time_budget > 0 and el > a.time_budget:               # this step is the last one, logged
-            print(json.dumps(dict(kind="stop", reason="time_budget", step=step, s=round(el, 1))), flush=True)
-            stop = True
-        f = step / a.steps
-        if a.sched_by_time and a.time_budget > 0:
-            f = max(f, el / a.time_budget)
+        f, stop = run_fraction(a, step, t0)
         td = schedule(a.td0, a.td1, f, a.sched, a.anneal_frac)
         lrf = lr_factor(a, step, f)
         for g in opt.param_groups:

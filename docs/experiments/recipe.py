@@ -421,13 +421,7 @@ def train(model, a, device, log_every):
     step = 0
     stop = False
     while step < a.steps and not stop:
-        el = time.time() - t0
-        if a.time_budget > 0 and el > a.time_budget:                # this step is the last one, logged
-            print(json.dumps(dict(kind="stop", reason="time_budget", step=step, s=round(el, 1))), flush=True)
-            stop = True
-        f = step / a.steps
-        if a.sched_by_time and a.time_budget > 0:
-            f = max(f, el / a.time_budget)
+        f, stop = run_fraction(a, step, t0)
         te = schedule(a.te0, a.te1, f, a.sched, a.anneal_frac)
         td = schedule(a.td0, a.td1, f, a.sched, a.anneal_frac)
         lrf = lr_factor(a, step, f)
@@ -511,6 +505,19 @@ def train(model, a, device, log_every):
             if log_train(st, rec, nv, step):
                 break
     return end_train(st, nll_acc, nll_cnt, step, t0, device)
+
+
+def run_fraction(a, step, t0):
+    """the training fraction f of this step (step/steps, or elapsed/time_budget if larger with
+    --sched_by_time) and whether it is the last one (past --time_budget; a stop line is printed)."""
+    el = time.time() - t0
+    stop = a.time_budget > 0 and el > a.time_budget                  # this step is the last one, logged
+    if stop:
+        print(json.dumps(dict(kind="stop", reason="time_budget", step=step, s=round(el, 1))), flush=True)
+    f = step / a.steps
+    if a.sched_by_time and a.time_budget > 0:
+        f = max(f, el / a.time_budget)
+    return f, stop
 
 
 def log_train(st, rec, nv, step):
