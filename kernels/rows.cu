@@ -91,20 +91,31 @@ extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout
 	}
 }
 
-// softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, the
-// row maximum subtracted; exp and sum in float64. noise may be null. out may
+// The state update (model.Backend's SoftmaxMix) rides on the softmax
+// kernels: softmax row r (of K) is part of gate row r / rpg (rpg = D/K rows;
+// gate g = z[gate·Kz + skip]) and, with a bias, takes bias[(r mod rpb)·K + k]
+// (rpb = Db/K). mix null: a plain softmax (the other state arguments unused).
+
+// softmax: out[n,:] = softmax((logits[n,:] + bias + noise[n,:])/tau) over K,
+// the row maximum subtracted; exp and sum in float64. bias and noise may be
+// null; with mix, also mix[n,:] = g·prev[n,:] + (1−g)·out[n,:]. out may
 // alias logits (each lane reads and writes only its own elements), which the
 // attention forward uses in place with tau = 1.
 extern "C" __global__ void softmax(float *out, const float *logits, const float *noise, double tau, long long N,
-                                   long long K) {
+                                   long long K, const float *bias, long long Db, float *mix, const float *prev,
+                                   const float *z, long long D, long long Kz, long long skip) {
 	int lane = threadIdx.x % 32;
 	float t = (float)tau;
 	WARP_LOOP(n, N) {
 		const float *l = logits + n * K;
+		const float *bs = bias ? bias + (n % (Db / K)) * K : 0;
 		float *o = out + n * K;
 		float maxv = __int_as_float(0xff800000); // -Inf
 		for (long long k = lane; k < K; k += 32) {
 			float v = l[k];
+			if (bs) {
+				v += bs[k];
+			}
 			if (noise) {
 				v += noise[n * K + k];
 			}
@@ -120,29 +131,53 @@ extern "C" __global__ void softmax(float *out, const float *logits, const float 
 			sum += e;
 		}
 		double inv = 1 / warp_sum(sum);
+		float g = mix ? z[(n / (D / K)) * Kz + skip] : 0;
 		for (long long k = lane; k < K; k += 32) {
-			o[k] = (float)((double)o[k] * inv);
+			float h = (float)((double)o[k] * inv);
+			o[k] = h;
+			if (mix) {
+				mix[n * K + k] = g * prev[n * K + k] + (1 - g) * h;
+			}
 		}
 	}
 }
 
-// softmax_backward: dlogits += out⊙(dout − Σ_k dout·out)/tau, in float64
-// (acc 0: dlogits = …, the tape's first write).
+// softmax_backward: dlogits += out⊙(dh − Σ_k dh·out)/tau, in float64, with
+// dh = dout, or with z (SoftmaxMix's backward but dz, which the host
+// computes with skip_mix_backward) dh = (1−g)·dout and dprev += g·dout.
+// acc's bits (model.SkipMixAcc): 2 dlogits, 1 dprev accumulate; a clear bit
+// overwrites (the tape's first write). dlogits and dprev may be null.
 extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, const float *out, double tau,
-                                            long long N, long long K, long long acc) {
+                                            long long N, long long K, long long acc, float *dprev, const float *z,
+                                            long long D, long long Kz, long long skip) {
 	int lane = threadIdx.x % 32;
+	bool al = acc & 2, ap = acc & 1;
 	double inv = 1 / (double)(float)tau;
 	WARP_LOOP(n, N) {
 		const float *p = out + n * K, *g = dout + n * K;
+		float s = 1;
+		if (z) {
+			float gate = z[(n / (D / K)) * Kz + skip];
+			s = 1 - gate;
+			if (dprev) {
+				float *dp = dprev + n * K;
+				for (long long k = lane; k < K; k += 32) {
+					dp[k] = ap ? dp[k] + gate * g[k] : gate * g[k];
+				}
+			}
+		}
+		if (!dlogits) {
+			continue;
+		}
 		double dot = 0;
 		for (long long k = lane; k < K; k += 32) {
-			dot += (double)p[k] * (double)g[k];
+			dot += (double)p[k] * (double)(s * g[k]);
 		}
 		dot = warp_sum(dot);
 		float *dl = dlogits + n * K;
 		for (long long k = lane; k < K; k += 32) {
-			float v = (float)((double)p[k] * ((double)g[k] - dot) * inv);
-			dl[k] = acc ? dl[k] + v : v;
+			float v = (float)((double)p[k] * ((double)(s * g[k]) - dot) * inv);
+			dl[k] = al ? dl[k] + v : v;
 		}
 	}
 }
@@ -165,29 +200,47 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 // column e % K, rows padded to kp).
 __device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k32) * kp + e % k32; }
 
-#define CHUNK_LOOP(r0, rows)                                                                   \
-	for (long long r0 = (long long)blockIdx.x * SMALL_ROWS; r0 < (rows); \
-	     r0 += (long long)gridDim.x * SMALL_ROWS)
+#define CHUNK_LOOP(r0, rows, cr) \
+	for (long long r0 = (long long)blockIdx.x * (cr); r0 < (rows); r0 += (long long)gridDim.x * (cr))
 
 // softmax_small: softmax for K ≤ SMALL_K, one thread per row (see above);
 // the same float32 and float64 operations as softmax, but the sum runs over
-// k in order, as on the CPU. noise may be null; out may alias logits (a
-// block reads its whole chunk before it writes any of it).
+// k in order, as on the CPU. bias and noise may be null; with mix, also the
+// state update mix = g·prev + (1−g)·out (SoftmaxMix). out may alias logits
+// (a block reads its whole chunk before it writes any of it).
 extern "C" __global__ void softmax_small(float *out, const float *logits, const float *noise, double tau,
-                                         long long N, long long K) {
+                                         long long N, long long K, const float *bias, long long Db, float *mix,
+                                         const float *prev, const float *z, long long D, long long Kz,
+                                         long long skip) {
 	__shared__ float sh[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ double sinv[SMALL_ROWS];
+	__shared__ int boff[SMALL_ROWS];  // bias offset per row
+	__shared__ float sgate[SMALL_ROWS]; // gate per row (mix)
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
 	float t = (float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
-	CHUNK_LOOP(r0, N) {
+	CHUNK_LOOP(r0, N, SMALL_ROWS) {
 		int rows = (int)(N - r0 < SMALL_ROWS ? N - r0 : SMALL_ROWS);
 		int cnt = rows * k32;
 		long long base = r0 * K;
+		if ((int)threadIdx.x < rows) {
+			long long r = r0 + threadIdx.x;
+			if (bias) {
+				boff[threadIdx.x] = (int)((r % (Db / K)) * K);
+			}
+			if (mix) {
+				sgate[threadIdx.x] = z[(r / (D / K)) * Kz + skip];
+			}
+		}
+		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
 			float v = logits[base + e];
+			if (bias) {
+				int r = e / k32;
+				v += bias[boff[r] + e - r * k32];
+			}
 			if (noise) {
 				v += noise[base + e];
 			}
@@ -211,34 +264,65 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 		}
 		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			out[base + e] = (float)((double)sh[small_at(e, k32, kp)] * sinv[e / k32]);
+			int r = e / k32;
+			float h = (float)((double)sh[small_at(e, k32, kp)] * sinv[r]);
+			out[base + e] = h;
+			if (mix) {
+				float g = sgate[r];
+				mix[base + e] = g * prev[base + e] + (1 - g) * h;
+			}
 		}
-		__syncthreads(); // sh and sinv are reused by the next chunk
+		__syncthreads(); // the shared arrays are reused by the next chunk
 	}
 }
 
 // softmax_backward_small: softmax_backward for K ≤ SMALL_K, one thread per
-// row for the dot product Σ_k out·dout (in order, float64, as the CPU), then
-// dlogits += out⊙(dout − dot)/tau elementwise with coalesced accesses (acc 0:
-// dlogits = …).
+// row for the dot product Σ_k out·dh (in order, float64, as the CPU), then
+// dlogits += out⊙(dh − dot)/tau elementwise with coalesced accesses; acc's
+// bits as softmax_backward's, 4 for dz. With z (SoftmaxMix's backward),
+// dh = (1−g)·dout and dprev += g·dout; where a gate row spans at most
+// SMALL_ROWS softmax rows, blocks take chunks of whole gate rows and also
+// write dz[n,skip] += Σ dout·(prev − out) over the gate row (float64: per
+// softmax row, then over the rows in order; a clear bit 4 overwrites dz's
+// whole row); else (or dz null) the host computes dz with skip_mix_backward.
 extern "C" __global__ void softmax_backward_small(float *dlogits, const float *dout, const float *out, double tau,
-                                                  long long N, long long K, long long acc) {
+                                                  long long N, long long K, long long acc, float *dprev, float *dz,
+                                                  const float *prev, const float *z, long long D, long long Kz,
+                                                  long long skip) {
 	__shared__ float sp[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ float sg[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ double sdot[SMALL_ROWS];
+	__shared__ double spart[SMALL_ROWS]; // per row Σ dout·(prev − out), for dz
+	__shared__ float sgate[SMALL_ROWS];
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
+	bool al = acc & 2, ap = acc & 1, az = acc & 4;
 	double inv = 1 / (double)(float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
-	CHUNK_LOOP(r0, N) {
-		int rows = (int)(N - r0 < SMALL_ROWS ? N - r0 : SMALL_ROWS);
+	long long rpg = z ? D / K : 1;
+	bool zin = z && dz && rpg <= SMALL_ROWS;
+	int cr = zin ? (int)(SMALL_ROWS / rpg * rpg) : SMALL_ROWS;
+	CHUNK_LOOP(r0, N, cr) {
+		int rows = (int)(N - r0 < cr ? N - r0 : cr);
 		int cnt = rows * k32;
 		long long base = r0 * K;
+		if (z && (int)threadIdx.x < rows) {
+			sgate[threadIdx.x] = z[((r0 + threadIdx.x) / rpg) * Kz + skip];
+		}
+		__syncthreads();
 		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
 			int j = small_at(e, k32, kp);
 			sp[j] = out[base + e];
-			sg[j] = dout[base + e];
+			float v = dout[base + e];
+			if (z) {
+				float g = sgate[e / k32];
+				if (dprev) {
+					dprev[base + e] = ap ? dprev[base + e] + g * v : g * v;
+				}
+				v = (1 - g) * v;
+			}
+			sg[j] = v;
 		}
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
@@ -248,14 +332,42 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 				dot += (double)p[k] * (double)g[k];
 			}
 			sdot[threadIdx.x] = dot;
+			if (zin) {
+				long long rb = base + (long long)threadIdx.x * K;
+				double s = 0;
+				for (int k = 0; k < k32; k++) {
+					s += (double)dout[rb + k] * ((double)prev[rb + k] - (double)p[k]);
+				}
+				spart[threadIdx.x] = s;
+			}
 		}
 		__syncthreads();
-		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32, j = small_at(e, k32, kp);
-			float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
-			dlogits[base + e] = acc ? dlogits[base + e] + v : v;
+		if (dlogits) {
+			for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
+				int r = e / k32, j = small_at(e, k32, kp);
+				float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+				dlogits[base + e] = al ? dlogits[base + e] + v : v;
+			}
 		}
-		__syncthreads(); // sp, sg and sdot are reused by the next chunk
+		if (zin) { // rows is a whole number of gate rows (N = gates·rpg)
+			int gates = rows / (int)rpg;
+			for (int q = threadIdx.x; q < gates; q += SMALL_ROWS) {
+				double s = 0;
+				for (int i = 0; i < (int)rpg; i++) {
+					s += spart[q * (int)rpg + i];
+				}
+				float *dzr = dz + (r0 / rpg + q) * Kz;
+				if (!az) {
+					for (long long k = 0; k < Kz; k++) {
+						if (k != skip) {
+							dzr[k] = 0;
+						}
+					}
+				}
+				dzr[skip] = az ? dzr[skip] + (float)s : (float)s;
+			}
+		}
+		__syncthreads(); // the shared arrays are reused by the next chunk
 	}
 }
 

@@ -148,6 +148,22 @@ type Backend interface {
 	// its whole rows, zero outside column skip).
 	SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int, acc SkipMixAcc)
 
+	// SoftmaxMix is the interpreter's state update in one pass, in place of
+	// AddRows, Softmax and SkipMix: over each K consecutive elements,
+	// hat = softmax((logits + bias + noise)/tau), then with g = z[n,skip]
+	// out[n,:] = g·prev[n,:] + (1−g)·hat[n,:]: the same float32 and float64
+	// operations in the same order, so equal to the three ops bit for bit.
+	// out, hat, logits, prev, noise (N,D); z (N,Kz). bias (Db) is added to
+	// flat element e as bias[e mod Db] (nil: none; the search's frozen
+	// output bias); noise may be nil. D and Db are multiples of K.
+	SoftmaxMix(out, hat, logits, bias, noise, prev, z *Tensor, tau float32, N, D, K, Db, Kz, skip int)
+	// SoftmaxMixBackward: with dhat = (1−g)·dout, dlogits += the softmax
+	// backward of dhat (as SoftmaxBackward), dprev += g·dout and
+	// dz[n,skip] += Σ_d dout·(prev − hat) (float64); an output whose flag in
+	// acc is clear is overwritten (SkipMixAccHat stands for dlogits; dz:
+	// whole rows); nil outputs are skipped.
+	SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z *Tensor, tau float32, N, D, K, Kz, skip int, acc SkipMixAcc)
+
 	// NLL: out[0] = scale·Σ_n −log(max(p[n,y[n]], 1e-8)). p (N,V), y (N) int, out (1).
 	NLL(out, p, y *Tensor, N, V int, scale float32)
 	// NLLBackward: dp[n,y[n]] += −dout[0]·scale/p[n,y[n]] where p > 1e-8.

@@ -28,6 +28,7 @@ type CPU struct {
 	ln       layerNormJob
 	lnCols   layerNormColsJob
 	softmax  softmaxJob
+	mix      softmaxMixJob
 	gelu     geluJob
 	biasGELU biasGELUJob
 	sumsq    sumSquaresJob
@@ -1007,42 +1008,61 @@ func (j *softmaxJob) run(_, lo, hi int) {
 	for n := lo; n < hi; n++ {
 		o := j.out[n*K : (n+1)*K]
 		if j.backward {
-			g := j.dout[n*K : (n+1)*K]
-			dl := j.dlogits[n*K : (n+1)*K]
-			var dot float64
-			for k, p := range o {
-				dot += float64(p) * float64(g[k])
-			}
-			inv := 1 / float64(j.tau)
-			for k, p := range o {
-				v := float32(float64(p) * (float64(g[k]) - dot) * inv)
-				if j.acc {
-					v += dl[k]
-				}
-				dl[k] = v
-			}
+			softmaxRowBackward(j.dlogits[n*K:(n+1)*K], j.dout[n*K:(n+1)*K], o, 1, j.tau, j.acc)
 			continue
 		}
-		l := j.logits[n*K : (n+1)*K]
-		maxv := float32(math.Inf(-1))
-		for k, v := range l {
-			if j.noise != nil {
-				v += j.noise[n*K+k]
-			}
-			v /= j.tau
-			o[k] = v
-			maxv = max(maxv, v)
+		var nz []float32
+		if j.noise != nil {
+			nz = j.noise[n*K : (n+1)*K]
 		}
-		var sum float64
-		for k, v := range o {
-			e := math.Exp(float64(v - maxv))
-			o[k] = float32(e)
-			sum += e
+		softmaxRow(o, j.logits[n*K:(n+1)*K], nil, nz, j.tau)
+	}
+}
+
+// softmaxRow writes o = softmax((l + bias + noise)/tau) for one row, the
+// row maximum subtracted, exp and sum in float64 (bias, noise nil: none):
+// the operations, and their order, that every backend follows. The bias
+// sum is rounded to float32 first, as AddRows rounds it.
+func softmaxRow(o, l, bias, noise []float32, tau float32) {
+	maxv := float32(math.Inf(-1))
+	for k, v := range l {
+		if bias != nil {
+			v += bias[k]
 		}
-		inv := 1 / sum
-		for k, v := range o {
-			o[k] = float32(float64(v) * inv)
+		if noise != nil {
+			v += noise[k]
 		}
+		v /= tau
+		o[k] = v
+		maxv = max(maxv, v)
+	}
+	var sum float64
+	for k, v := range o {
+		e := math.Exp(float64(v - maxv))
+		o[k] = float32(e)
+		sum += e
+	}
+	inv := 1 / sum
+	for k, v := range o {
+		o[k] = float32(float64(v) * inv)
+	}
+}
+
+// softmaxRowBackward is one row of SoftmaxBackward with dout scaled by s
+// first (s·dout rounded to float32; s = 1 leaves it as is): dl (+)= p⊙(s·g −
+// Σ_k s·g·p)/tau in float64.
+func softmaxRowBackward(dl, g, p []float32, s, tau float32, acc bool) {
+	var dot float64
+	for k, pk := range p {
+		dot += float64(pk) * float64(s*g[k])
+	}
+	inv := 1 / float64(tau)
+	for k, pk := range p {
+		v := float32(float64(pk) * (float64(s*g[k]) - dot) * inv)
+		if acc {
+			v += dl[k]
+		}
+		dl[k] = v
 	}
 }
 
@@ -1137,6 +1157,145 @@ func (c *CPU) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 			o[i] = g*p[i] + (1-g)*h[i]
 		}
 	}
+}
+
+// softmaxMixJob runs SoftmaxMix or its backward on gate rows [lo, hi).
+type softmaxMixJob struct {
+	out, hat, logits, bias, noise, prev, z []float32
+	dlogits, dprev, dz, dout               []float32
+	tau                                    float32
+	D, K, Db, Kz, skip                     int
+	backward                               bool
+	acc                                    SkipMixAcc
+}
+
+func (j *softmaxMixJob) run(_, lo, hi int) {
+	D, K := j.D, j.K
+	for n := lo; n < hi; n++ {
+		g := j.z[n*j.Kz+j.skip]
+		if j.backward {
+			j.backwardRow(n, g)
+			continue
+		}
+		for r := n * D; r < (n+1)*D; r += K {
+			o := j.hat[r : r+K]
+			var b, nz []float32
+			if j.bias != nil {
+				b = j.bias[r%j.Db : r%j.Db+K]
+			}
+			if j.noise != nil {
+				nz = j.noise[r : r+K]
+			}
+			softmaxRow(o, j.logits[r:r+K], b, nz, j.tau)
+			p, m := j.prev[r:r+K], j.out[r:r+K]
+			for k, h := range o {
+				m[k] = g*p[k] + (1-g)*h
+			}
+		}
+	}
+}
+
+// backwardRow is SoftmaxMixBackward for gate row n with gate g.
+func (j *softmaxMixJob) backwardRow(n int, g float32) {
+	D, K := j.D, j.K
+	lo, hi := n*D, (n+1)*D
+	gd := j.dout[lo:hi]
+	if j.dprev != nil {
+		row := j.dprev[lo:hi]
+		for i, v := range gd {
+			if j.acc&SkipMixAccPrev != 0 {
+				row[i] += g * v
+			} else {
+				row[i] = g * v
+			}
+		}
+	}
+	if j.dlogits != nil {
+		for r := lo; r < hi; r += K {
+			softmaxRowBackward(j.dlogits[r:r+K], j.dout[r:r+K], j.hat[r:r+K], 1-g, j.tau, j.acc&SkipMixAccHat != 0)
+		}
+	}
+	if j.dz != nil {
+		p, h := j.prev[lo:hi], j.hat[lo:hi]
+		var s float64
+		for i, v := range gd {
+			s += float64(v) * (float64(p[i]) - float64(h[i]))
+		}
+		if j.acc&SkipMixAccZ != 0 {
+			j.dz[n*j.Kz+j.skip] += float32(s)
+		} else {
+			clear(j.dz[n*j.Kz : (n+1)*j.Kz])
+			j.dz[n*j.Kz+j.skip] = float32(s)
+		}
+	}
+}
+
+// CheckSoftmaxMix panics with a "model: …" message unless N, D, K, Kz, skip
+// and tau are valid arguments of SoftmaxMix (backward false) or its backward
+// (true) on any backend: dimensions non-negative, tau > 0, skip in [0, Kz), D
+// a positive multiple of K.
+func CheckSoftmaxMix(backward bool, tau float32, N, D, K, Kz, skip int) {
+	msgs := &softmaxMixMsgs
+	if backward {
+		msgs = &softmaxMixBackwardMsgs
+	}
+	CheckDims(msgs[0], N, D, K, Kz)
+	if !(tau > 0) {
+		panic(msgs[1])
+	}
+	if skip < 0 || skip >= Kz {
+		panic(msgs[2])
+	}
+	if K == 0 || D%K != 0 {
+		panic(msgs[3])
+	}
+}
+
+var (
+	softmaxMixMsgs = [4]string{"model: SoftmaxMix: negative dimension", "model: SoftmaxMix: tau must be positive",
+		"model: SoftmaxMix: skip outside [0, Kz)", "model: SoftmaxMix: D is not a positive multiple of K"}
+	softmaxMixBackwardMsgs = [4]string{"model: SoftmaxMixBackward: negative dimension", "model: SoftmaxMixBackward: tau must be positive",
+		"model: SoftmaxMixBackward: skip outside [0, Kz)", "model: SoftmaxMixBackward: D is not a positive multiple of K"}
+)
+
+// SoftmaxMix: hat = softmax((logits + bias + noise)/tau) over each K
+// elements, out = g·prev + (1−g)·hat with g = z[n,skip] (see Backend).
+func (c *CPU) SoftmaxMix(out, hat, logits, bias, noise, prev, z *Tensor, tau float32, N, D, K, Db, Kz, skip int) {
+	CheckSoftmaxMix(false, tau, N, D, K, Kz, skip)
+	j := &c.mix
+	*j = softmaxMixJob{tau: tau, D: D, K: K, Db: Db, Kz: Kz, skip: skip}
+	j.out = f32(out, N*D, "model: SoftmaxMix: out shorter than N·D")
+	j.hat = f32(hat, N*D, "model: SoftmaxMix: hat shorter than N·D")
+	j.logits = f32(logits, N*D, "model: SoftmaxMix: logits shorter than N·D")
+	j.prev = f32(prev, N*D, "model: SoftmaxMix: prev shorter than N·D")
+	j.z = f32(z, N*Kz, "model: SoftmaxMix: z shorter than N·Kz")
+	if noise != nil {
+		j.noise = f32(noise, N*D, "model: SoftmaxMix: noise shorter than N·D")
+	}
+	if bias != nil {
+		if Db <= 0 || Db%K != 0 {
+			panic("model: SoftmaxMix: Db is not a positive multiple of K")
+		}
+		j.bias = f32(bias, Db, "model: SoftmaxMix: bias shorter than Db")
+	}
+	c.pool.parallelFor(N, max(1, 2048/max(D, 1)), j)
+	*j = softmaxMixJob{}
+}
+
+// SoftmaxMixBackward: dlogits, dprev and dz of SoftmaxMix (see Backend).
+func (c *CPU) SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z *Tensor, tau float32, N, D, K, Kz, skip int, acc SkipMixAcc) {
+	CheckSoftmaxMix(true, tau, N, D, K, Kz, skip)
+	j := &c.mix
+	*j = softmaxMixJob{tau: tau, D: D, K: K, Kz: Kz, skip: skip, backward: true, acc: acc}
+	j.dlogits = grad32(dlogits, N*D, "model: SoftmaxMixBackward: dlogits shorter than N·D")
+	j.dprev = grad32(dprev, N*D, "model: SoftmaxMixBackward: dprev shorter than N·D")
+	j.dz = grad32(dz, N*Kz, "model: SoftmaxMixBackward: dz shorter than N·Kz")
+	j.dout = f32(dout, N*D, "model: SoftmaxMixBackward: dout shorter than N·D")
+	j.prev = f32(prev, N*D, "model: SoftmaxMixBackward: prev shorter than N·D")
+	j.hat = f32(hat, N*D, "model: SoftmaxMixBackward: hat shorter than N·D")
+	j.z = f32(z, N*Kz, "model: SoftmaxMixBackward: z shorter than N·Kz")
+	c.pool.parallelFor(N, max(1, 2048/max(D, 1)), j)
+	*j = softmaxMixJob{}
 }
 
 // SkipMixBackward accumulates dprev += g·dout, dhat += (1−g)·dout and

@@ -351,23 +351,23 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 			}
 			h2 = tp.BiasGELU(tp.Linear(tp.BiasGELU(h, tp.Sub(vp, t)), m.w2, nil), m.b2)
 		}
-		n := tp.Linear(h2, m.w3, m.b3) // (N, L·V)
-		n = tp.View(n, 0, N, L, V)
-		var hat *Tensor
-		if hard {
-			hat = tp.ArgmaxOneHot(n)
-		} else {
-			var h *Tensor
-			if noise != nil {
-				h = tp.Sub(noise, t)
-			}
-			hat = tp.Softmax(n, h, tauD)
-		}
-		// The SKIP gate of program r covers its rep consecutive rows of pi
-		// and hat: SkipMix with N/rep gate rows mixes rows of rep·L·V
+		// The SKIP gate of program r covers its rep consecutive rows of pi:
+		// SkipMix and SoftmaxMix with N/rep gate rows mix rows of rep·L·V
 		// elements, so zT needs no repeated copy (its gradient is summed
 		// over the group in the same pass).
-		pi = tp.SkipMix(pi, hat, tp.Sub(zT, t), Skip)
+		if hard {
+			n := tp.View(tp.Linear(h2, m.w3, m.b3), 0, N, L, V)
+			pi = tp.SkipMix(pi, tp.ArgmaxOneHot(n), tp.Sub(zT, t), Skip)
+			continue
+		}
+		// Soft: one SoftmaxMix, which also adds a frozen output bias
+		// (search) in its pass; a trained one gets an AddRows of its own.
+		n := tp.View(tp.Linear(h2, m.w3, nil), 0, N, L, V)
+		var h *Tensor
+		if noise != nil {
+			h = tp.Sub(noise, t)
+		}
+		pi = tp.SoftmaxMix(n, m.b3, h, tauD, pi, tp.Sub(zT, t), Skip)
 	}
 	return pi
 }

@@ -652,6 +652,75 @@ func TestBiasGELUEqualsParts(t *testing.T) {
 	}
 }
 
+// TestSoftmaxMixEqualsParts checks that SoftmaxMix is AddRows, Softmax and
+// SkipMix bit for bit, and its backward SkipMixBackward then
+// SoftmaxBackward, for every accumulate flag, nil outputs, with and without
+// bias and noise, with several softmax rows per gate row.
+func TestSoftmaxMixEqualsParts(t *testing.T) {
+	c := NewCPU(3)
+	rng := rand.New(rand.NewPCG(7, 8))
+	vals := func(n int, scale float64) *Tensor {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return ofF32(v)
+	}
+	clone := func(x *Tensor) *Tensor { return ofF32(slices.Clone(x.F32())) }
+	// (N gate rows, D per gate row, K, Db, Kz, skip)
+	for _, d := range [][6]int{{5, 40, 10, 20, 7, 3}, {3, 12, 4, 0, 2, 0}, {1, 9, 9, 9, 1, 0}, {64, 800, 10, 200, 16, 0}} {
+		N, D, K, Db, Kz, skip := d[0], d[1], d[2], d[3], d[4], d[5]
+		for _, noisy := range []bool{false, true} {
+			name := fmt.Sprintf("N%d D%d K%d Db%d Kz%d noise %v", N, D, K, Db, Kz, noisy)
+			n := N * D
+			logits, prev, z := vals(n, 2), vals(n, 1), vals(N*Kz, 1)
+			var bias, noise *Tensor
+			if Db > 0 {
+				bias = vals(Db, 1)
+			}
+			if noisy {
+				noise = vals(n, 1)
+			}
+			const tau = 0.7
+			// The parts.
+			sum := clone(logits)
+			if bias != nil {
+				c.AddRows(sum, logits, bias, n/Db, Db)
+			}
+			wantHat, want := ofF32(make([]float32, n)), ofF32(make([]float32, n))
+			c.Softmax(wantHat, sum, noise, tau, n/K, K)
+			c.SkipMix(want, prev, wantHat, z, N, D, Kz, skip)
+			gotHat, got := ofF32(make([]float32, n)), ofF32(make([]float32, n))
+			c.SoftmaxMix(got, gotHat, logits, bias, noise, prev, z, tau, N, D, K, Db, Kz, skip)
+			if !slices.Equal(wantHat.F32(), gotHat.F32()) || !slices.Equal(want.F32(), got.F32()) {
+				t.Fatalf("%s: SoftmaxMix differs from AddRows, Softmax and SkipMix", name)
+			}
+			dout := vals(n, 1)
+			for acc := range SkipMixAccAll + 1 {
+				for _, nilPrev := range []bool{false, true} {
+					dl0, dp0, dz0 := vals(n, 1), vals(n, 1), vals(N*Kz, 1)
+					wl, wp, wz := clone(dl0), clone(dp0), clone(dz0)
+					gl, gp, gz := clone(dl0), clone(dp0), clone(dz0)
+					if nilPrev {
+						wp, gp = nil, nil
+					}
+					dhat := ofF32(make([]float32, n))
+					c.SkipMixBackward(wp, dhat, wz, dout, prev, wantHat, z, N, D, Kz, skip, acc&^SkipMixAccHat)
+					c.SoftmaxBackward(wl, dhat, wantHat, tau, n/K, K, acc&SkipMixAccHat != 0)
+					c.SoftmaxMixBackward(gl, gp, gz, dout, prev, gotHat, z, tau, N, D, K, Kz, skip, acc)
+					same := slices.Equal(wl.F32(), gl.F32()) && slices.Equal(wz.F32(), gz.F32())
+					if !nilPrev {
+						same = same && slices.Equal(wp.F32(), gp.F32())
+					}
+					if !same {
+						t.Errorf("%s acc %03b nil dprev %v: SoftmaxMixBackward differs from SkipMixBackward and SoftmaxBackward", name, acc, nilPrev)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestGradSliceRows(t *testing.T) {
 	h := newHarness(t, 1, 6)
 	for _, s := range [][5]int{{3, 7, 2, 4, 5}, {1, 1, 0, 1, 1}, {2, 5, 5, 0, 3}} {
@@ -1238,19 +1307,25 @@ func TestOpPanics(t *testing.T) {
 	bad := NewView(c.AllocInt(2), 0, 2)
 	bad.I32()[1] = 9
 	cases := map[string]func(){
-		"Gemm C":         func() { c.Gemm(short, long, long, false, false, 2, 2, 2, 1, 0) },
-		"Gemm A":         func() { c.Gemm(long, short, long, false, false, 2, 2, 2, 1, 0) },
-		"LayerNorm":      func() { c.LayerNorm(long, long, long, long, short, long, 2, 4) },
-		"Attention NH":   func() { c.Attention(long, long, long, 1, 2, 3, 2) },
-		"Attention qkv":  func() { c.Attention(long, long, short, 1, 2, 4, 2) },
-		"GELU":           func() { c.GELU(short, long) },
-		"Softmax tau":    func() { c.Softmax(long, long, nil, 0, 2, 2) },
-		"Softmax noise":  func() { c.Softmax(long, long, short, 1, 2, 2) },
-		"OneHot index":   func() { c.OneHot(long, bad, 2, 4) },
-		"NLL target":     func() { c.NLL(long, long, bad, 2, 4, 1) },
-		"PoolPairs loo":  func() { c.PoolPairs(long, long, 2, 1, 3, true) },
-		"SliceRows":      func() { c.SliceRows(long, long, 1, 4, 3, 2, 1) },
-		"SkipMix skip":   func() { c.SkipMix(long, long, long, long, 2, 2, 3, 3) },
+		"Gemm C":        func() { c.Gemm(short, long, long, false, false, 2, 2, 2, 1, 0) },
+		"Gemm A":        func() { c.Gemm(long, short, long, false, false, 2, 2, 2, 1, 0) },
+		"LayerNorm":     func() { c.LayerNorm(long, long, long, long, short, long, 2, 4) },
+		"Attention NH":  func() { c.Attention(long, long, long, 1, 2, 3, 2) },
+		"Attention qkv": func() { c.Attention(long, long, short, 1, 2, 4, 2) },
+		"GELU":          func() { c.GELU(short, long) },
+		"Softmax tau":   func() { c.Softmax(long, long, nil, 0, 2, 2) },
+		"Softmax noise": func() { c.Softmax(long, long, short, 1, 2, 2) },
+		"OneHot index":  func() { c.OneHot(long, bad, 2, 4) },
+		"NLL target":    func() { c.NLL(long, long, bad, 2, 4, 1) },
+		"PoolPairs loo": func() { c.PoolPairs(long, long, 2, 1, 3, true) },
+		"SliceRows":     func() { c.SliceRows(long, long, 1, 4, 3, 2, 1) },
+		"SkipMix skip":  func() { c.SkipMix(long, long, long, long, 2, 2, 3, 3) },
+		"SoftmaxMix K":  func() { c.SoftmaxMix(long, long, long, nil, nil, long, long, 1, 2, 5, 2, 0, 3, 0) },
+		"SoftmaxMix Db": func() { c.SoftmaxMix(long, long, long, long, nil, long, long, 1, 2, 4, 2, 3, 3, 0) },
+		"SoftmaxMix z":  func() { c.SoftmaxMix(long, long, long, nil, nil, long, short, 1, 2, 4, 2, 0, 3, 0) },
+		"SoftmaxMixBackward skip": func() {
+			c.SoftmaxMixBackward(long, long, long, long, long, long, long, 1, 2, 4, 2, 3, 3, SkipMixAccAll)
+		},
 		"PairEmbed x":    func() { c.PairEmbed(long, bad, bad, short, long, long, long, 1, 2, 1, 1) },
 		"AdamW step":     func() { c.AdamW(short, short, short, short, 1, 0.9, 0.9, 1e-8, 0, 1, 0) },
 		"Upload":         func() { c.Upload(short, make([]float32, 2)) },

@@ -311,6 +311,18 @@ func (pr *Profiled) SkipMix(out, prev, hat, z *Tensor, N, D, K, skip int) {
 	pr.Backend.SkipMix(out, prev, hat, z, N, D, K, skip)
 }
 
+// SoftmaxMix times the wrapped backend's SoftmaxMix.
+func (pr *Profiled) SoftmaxMix(out, hat, logits, bias, noise, prev, z *Tensor, tau float32, N, D, K, Db, Kz, skip int) {
+	defer pr.done("SoftmaxMix", time.Now())
+	pr.Backend.SoftmaxMix(out, hat, logits, bias, noise, prev, z, tau, N, D, K, Db, Kz, skip)
+}
+
+// SoftmaxMixBackward times the wrapped backend's SoftmaxMixBackward.
+func (pr *Profiled) SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z *Tensor, tau float32, N, D, K, Kz, skip int, acc SkipMixAcc) {
+	defer pr.done("SoftmaxMixBackward", time.Now())
+	pr.Backend.SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z, tau, N, D, K, Kz, skip, acc)
+}
+
 // SkipMixBackward times the wrapped backend's SkipMixBackward.
 func (pr *Profiled) SkipMixBackward(dprev, dhat, dz, dout, prev, hat, z *Tensor, N, D, K, skip int, acc SkipMixAcc) {
 	defer pr.done("SkipMixBackward", time.Now())

@@ -24,6 +24,7 @@ const (
 	opTranspose
 	opSoftmax
 	opSkipMix
+	opSoftmaxMix
 	opNLL
 	opReuse
 	opAddScaled
@@ -563,6 +564,40 @@ func (tp *Tape) SkipMix(prev, hat, z *Tensor, skip int) *Tensor {
 	return out
 }
 
+// SoftmaxMix is Softmax then SkipMix in one op: the new state
+// g·prev + (1−g)·softmax((logits + bias + noise)/tau) over the last
+// dimension, g = z[:,skip]. logits, prev, noise (N·r, …, K) with r rows per
+// gate row of z (Ng, Kz); bias (C) is added to every row of C elements
+// (AddRows), noise may be nil. A bias that needs a gradient (training) is
+// added by an AddRows of its own; a frozen one (search) inside the op. The
+// softmax output is kept for the backward pass only.
+func (tp *Tape) SoftmaxMix(logits, bias, noise *Tensor, tau float32, prev, z *Tensor, skip int) *Tensor {
+	if bias != nil && bias.Grad != nil {
+		logits, bias = tp.AddRows(logits, bias), nil
+	}
+	K := lastDim(logits)
+	Ng, Kz := z.Dim(0), z.Dim(1)
+	D := prev.n / max(Ng, 1)
+	if logits.n != prev.n || Ng*D != prev.n {
+		panic("model: SoftmaxMix shape mismatch")
+	}
+	Db := 0
+	if bias != nil {
+		Db = bias.n
+		if Db%K != 0 || logits.n%Db != 0 {
+			panic("model: SoftmaxMix bias length mismatch")
+		}
+	}
+	g := needs(logits, prev, z)
+	hat := tp.outLike(logits, K, false)
+	out := tp.outLike(prev, lastDim(prev), g)
+	tp.B.SoftmaxMix(out, hat, logits, bias, noise, prev, z, tau, Ng, D, K, Db, Kz, skip)
+	if g {
+		tp.record(node{op: opSoftmaxMix, t: [8]*Tensor{out, logits, hat, prev, z}, i: [6]int{Ng, D, K, Kz, skip}, f: tau})
+	}
+	return out
+}
+
 // NLL returns the scalar scale·Σ −log(max(p[·,y],1e-8)) over rows of p (…,V).
 func (tp *Tape) NLL(p, y *Tensor, scale float32) *Tensor {
 	V := lastDim(p)
@@ -794,6 +829,19 @@ func (tp *Tape) Backward(loss *Tensor) {
 				acc &^= SkipMixAccZ
 			}
 			b.SkipMixBackward(gradOf(t[1]), gradOf(t[2]), gradOf(t[3]), dout, t[1], t[2], t[3], n.i[0], n.i[1], n.i[2], n.i[3], acc)
+		case opSoftmaxMix:
+			logits, hat, prev, z := t[1], t[2], t[3], t[4]
+			acc := SkipMixAccAll
+			if tp.first(gradOf(logits)) {
+				acc &^= SkipMixAccHat
+			}
+			if tp.first(gradOf(prev)) {
+				acc &^= SkipMixAccPrev
+			}
+			if tp.first(gradOf(z)) {
+				acc &^= SkipMixAccZ
+			}
+			b.SoftmaxMixBackward(gradOf(logits), gradOf(prev), gradOf(z), dout, prev, hat, z, n.f, n.i[0], n.i[1], n.i[2], n.i[3], n.i[4], acc)
 		case opNLL:
 			tp.clearFirst(t[1].Grad)
 			b.NLLBackward(t[1].Grad, dout, t[1], t[2], n.i[0], n.i[1], n.f)

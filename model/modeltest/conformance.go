@@ -327,6 +327,8 @@ func cases() []opCase {
 		{"ArgmaxOneHot", caseArgmaxOneHot},
 		{"SkipMix", caseSkipMix},
 		{"SkipMixBackward", caseSkipMixBackward},
+		{"SoftmaxMix", caseSoftmaxMix},
+		{"SoftmaxMixBackward", caseSoftmaxMixBackward},
 		{"NLL", caseNLL},
 		{"NLLBackward", caseNLLBackward},
 		{"SeqScore", caseSeqScore},
@@ -1072,6 +1074,84 @@ func caseSkipMixBackward(h *harness) {
 
 // nllProbs returns N·V probabilities in (0.01, 1) with some entries at the
 // targets set to 0 and 1e-9 (clamped to 1e-8).
+// mixShapes are SoftmaxMix's (N gate rows, D, K, Db, Kz, skip): several
+// softmax rows per gate row (the search has 80 of K 10), gate rows spanning
+// more than one chunk of 128 softmax rows (130 rows), rows longer than 32
+// (one warp per row), one element, no rows, and the search's shape.
+var mixShapes = [][6]int{{5, 40, 10, 20, 7, 3}, {2, 1300, 10, 200, 3, 0}, {3, 80, 40, 80, 2, 1}, {4, 66, 33, 0, 5, 4},
+	{1, 1, 1, 1, 1, 0}, {0, 20, 10, 20, 2, 0}, {300, 800, 10, 200, 16, 0}, {257, 20, 10, 0, 4, 2}}
+
+// mixInputs makes SoftmaxMix's inputs for shape d; bias only where Db > 0.
+func (h *harness) mixInputs(d [6]int, name string) (logits, bias, prev, z *pair) {
+	N, D, Db, Kz := d[0], d[1], d[3], d[4]
+	logits = h.input("logits "+name, h.vals(N*D, -4, 4))
+	if Db > 0 {
+		bias = h.input("bias "+name, h.vals(Db, -2, 2))
+	}
+	prev = h.input("prev "+name, h.vals(N*D, 0, 1))
+	z = h.input("z "+name, h.vals(N*Kz, 0, 1))
+	return
+}
+
+func caseSoftmaxMix(h *harness) {
+	for _, d := range mixShapes {
+		for _, noisy := range []bool{false, true} {
+			N, D, K, Db, Kz, skip := d[0], d[1], d[2], d[3], d[4], d[5]
+			name := fmt.Sprintf("N%d D%d K%d Db%d Kz%d skip%d noise=%v", N, D, K, Db, Kz, skip, noisy)
+			logits, bias, prev, z := h.mixInputs(d, name)
+			var noise *pair
+			if noisy {
+				noise = h.input("noise "+name, h.vals(N*D, -2, 5))
+			}
+			out, hat := h.output("out "+name, N*D), h.output("hat "+name, N*D)
+			h.both(func(be model.Backend, s side) {
+				be.SoftmaxMix(out.on(s), hat.on(s), logits.on(s), bias.on(s), noise.on(s), prev.on(s), z.on(s), 0.37, N, D, K, Db, Kz, skip)
+			})
+			h.checkFwd(out, hat)
+		}
+	}
+}
+
+func caseSoftmaxMixBackward(h *harness) {
+	for k, d := range mixShapes {
+		N, D, K, Db, Kz, skip := d[0], d[1], d[2], d[3], d[4], d[5]
+		name := fmt.Sprintf("N%d D%d K%d Db%d Kz%d skip%d", N, D, K, Db, Kz, skip)
+		logits, bias, prev, z := h.mixInputs(d, name)
+		tmp, tmpOut := h.output("hat (made) "+name, N*D), h.output("out (made) "+name, N*D)
+		hat := h.input("hat "+name, h.refSaved(tmp, func(be model.Backend, s side) {
+			be.SoftmaxMix(tmpOut.on(s), tmp.on(s), logits.on(s), bias.on(s), nil, prev.on(s), z.on(s), 0.37, N, D, K, Db, Kz, skip)
+		}))
+		dout := h.input("dout "+name, h.vals(N*D, -1, 1))
+		// Every accumulate flag set, then each output overwritten in turn
+		// (starting as NaN), then (k odd) dprev nil.
+		for _, o := range []model.SkipMixAcc{0, model.SkipMixAccHat, model.SkipMixAccPrev, model.SkipMixAccZ} {
+			gl, gp := h.grad("dlogits "+name, h.vals(N*D, -1, 1)), h.grad("dprev "+name, h.vals(N*D, -1, 1))
+			gz := h.grad("dz "+name, h.vals(N*Kz, -1, 1))
+			over := fmt.Sprintf("overwritten output %d %s", o, name)
+			switch o {
+			case model.SkipMixAccHat:
+				gl = h.output(over, N*D)
+			case model.SkipMixAccPrev:
+				gp = h.output(over, N*D)
+			case model.SkipMixAccZ:
+				gz = h.output(over, N*Kz)
+			}
+			if k%2 == 1 && o != model.SkipMixAccPrev {
+				gp = nil
+			}
+			acc := model.SkipMixAccAll &^ o
+			h.both(func(be model.Backend, s side) {
+				be.SoftmaxMixBackward(gl.on(s), gp.on(s), gz.on(s), dout.on(s), prev.on(s), hat.on(s), z.on(s), 0.37, N, D, K, Kz, skip, acc)
+			})
+			for _, p := range []*pair{gl, gp, gz} {
+				if p != nil {
+					h.checkGrad(p)
+				}
+			}
+		}
+	}
+}
+
 func (h *harness) nllProbs(N, V int, y []int32) []float32 {
 	p := h.vals(N*V, 0.01, 1)
 	if N >= 3 {

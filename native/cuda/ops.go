@@ -350,7 +350,7 @@ func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
 		// att_h (S,S) = scale·q_h (S,hs) · k_hᵀ
 		b.gemmBatched(false, true, S, S, hs, scale, q, 3*C, S*3*C, k, 3*C, S*3*C, 0, ah, S, NH*S*S, B)
 	}
-	b.softmaxRows(a0, a0, 0, f64(1), B*NH*S, S)
+	b.softmaxRows(a0, a0, 0, f64(1), B*NH*S, S, nil)
 	for h := range NH {
 		v := q0 + 4*uint64(2*C+h*hs)
 		ah := a0 + 4*uint64(h*S*S)
@@ -657,18 +657,24 @@ func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K in
 		return
 	}
 	defer b.end()
-	b.softmaxRows(devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), N, K)
+	b.softmaxRows(devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), N, K, nil)
 }
 
 // softmaxRows launches the softmax over N rows of K: softmax_small (one
-// thread per row) when K ≤ smallK, else softmax (one warp per row). The
-// caller holds begin.
-func (b *Backend) softmaxRows(out, logits, noise, tau uint64, N, K int) {
+// thread per row) when K ≤ smallK, else softmax (one warp per row); st holds
+// SoftmaxMix's extra arguments (bias, Db, mix, prev, z, D, Kz, skip), or is
+// nil for a plain softmax. The caller holds begin.
+func (b *Backend) softmaxRows(out, logits, noise, tau uint64, N, K int, st *[8]uint64) {
+	plain := [8]uint64{0, 0, 0, 0, 0, i64(K), 1, 0}
+	if st == nil {
+		st = &plain
+	}
+	a := [14]uint64{out, logits, noise, tau, i64(N), i64(K), st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]}
 	if K <= smallK {
-		b.rowsSmall(kSoftmaxSmall, N, out, logits, noise, tau, i64(N), i64(K))
+		b.rowsSmall(kSoftmaxSmall, N, a[:]...)
 		return
 	}
-	b.warps(kSoftmax, N, out, logits, noise, tau, i64(N), i64(K))
+	b.warps(kSoftmax, N, a[:]...)
 }
 
 // SoftmaxBackward: dlogits += out⊙(dout − Σ_k dout·out)/tau (acc false: =).
@@ -684,11 +690,80 @@ func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32,
 		return
 	}
 	defer b.end()
+	var flags uint64
+	if acc {
+		flags = uint64(model.SkipMixAccHat)
+	}
 	if K <= smallK { // one thread per row (rows.cu), as Softmax
-		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), boolArg(acc))
+		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), flags,
+			0, 0, 0, 0, i64(K), 1, 0)
 		return
 	}
-	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), boolArg(acc))
+	b.warps(kSoftmaxBackward, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), flags,
+		0, 0, i64(K), 1, 0)
+}
+
+// SoftmaxMix: hat = softmax((logits + bias + noise)/tau) over each K
+// elements and out = g·prev + (1−g)·hat, g = z[n,skip], in one pass of the
+// softmax kernels (rows.cu).
+func (b *Backend) SoftmaxMix(out, hat, logits, bias, noise, prev, z *model.Tensor, tau float32, N, D, K, Db, Kz, skip int) {
+	model.CheckSoftmaxMix(false, tau, N, D, K, Kz, skip)
+	n := N * D
+	need(out, n, "model: SoftmaxMix: out shorter than N·D")
+	need(hat, n, "model: SoftmaxMix: hat shorter than N·D")
+	need(logits, n, "model: SoftmaxMix: logits shorter than N·D")
+	need(prev, n, "model: SoftmaxMix: prev shorter than N·D")
+	need(z, N*Kz, "model: SoftmaxMix: z shorter than N·Kz")
+	needGrad(noise, n, "model: SoftmaxMix: noise shorter than N·D")
+	if bias != nil {
+		if Db <= 0 || Db%K != 0 {
+			panic("model: SoftmaxMix: Db is not a positive multiple of K")
+		}
+		need(bias, Db, "model: SoftmaxMix: bias shorter than Db")
+	}
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	b.softmaxRows(devPtr(hat), devPtr(logits), devPtr(noise), f32arg(tau), n/K, K,
+		&[8]uint64{devPtr(bias), i64(max(Db, K)), devPtr(out), devPtr(prev), devPtr(z), i64(D), i64(Kz), i64(skip)})
+}
+
+// SoftmaxMixBackward: dlogits, dprev and dz of SoftmaxMix. The softmax
+// backward kernels compute dlogits and dprev, and dz too where a gate row
+// spans at most smallRows softmax rows of K ≤ smallK (the search's 80 of 10);
+// otherwise skip_mix_backward computes dz in a second pass.
+func (b *Backend) SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z *model.Tensor, tau float32, N, D, K, Kz, skip int, acc model.SkipMixAcc) {
+	model.CheckSoftmaxMix(true, tau, N, D, K, Kz, skip)
+	n := N * D
+	needGrad(dlogits, n, "model: SoftmaxMixBackward: dlogits shorter than N·D")
+	needGrad(dprev, n, "model: SoftmaxMixBackward: dprev shorter than N·D")
+	needGrad(dz, N*Kz, "model: SoftmaxMixBackward: dz shorter than N·Kz")
+	need(dout, n, "model: SoftmaxMixBackward: dout shorter than N·D")
+	need(prev, n, "model: SoftmaxMixBackward: prev shorter than N·D")
+	need(hat, n, "model: SoftmaxMixBackward: hat shorter than N·D")
+	need(z, N*Kz, "model: SoftmaxMixBackward: z shorter than N·Kz")
+	if n == 0 || !b.begin() {
+		return
+	}
+	defer b.end()
+	rows, flags := n/K, uint64(acc)
+	zin := K <= smallK && D/K <= smallRows
+	if K <= smallK {
+		var dzIn *model.Tensor
+		if zin {
+			dzIn = dz
+		}
+		b.rowsSmall(kSoftmaxBackwardSmall, rows, devPtr(dlogits), devPtr(dout), devPtr(hat), f32arg(tau), i64(rows), i64(K), flags,
+			devPtr(dprev), devPtr(dzIn), devPtr(prev), devPtr(z), i64(D), i64(Kz), i64(skip))
+	} else {
+		b.warps(kSoftmaxBackward, rows, devPtr(dlogits), devPtr(dout), devPtr(hat), f32arg(tau), i64(rows), i64(K), flags,
+			devPtr(dprev), devPtr(z), i64(D), i64(Kz), i64(skip))
+	}
+	if dz != nil && !zin {
+		b.warps(kSkipMixBackward, N, 0, 0, devPtr(dz), devPtr(dout), devPtr(prev), devPtr(hat), devPtr(z),
+			i64(N), i64(D), i64(Kz), i64(skip), flags&uint64(model.SkipMixAccZ))
+	}
 }
 
 // OneHot: out[n,:] = onehot(idx[n]) over K. out (N,K), idx (N) int. An
