@@ -196,6 +196,15 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 #define SMALL_K 32
 #define SMALL_PAD(K) ((K) | 1)
 
+// SMALL_BATCH: the staging loops take SMALL_BATCH elements per thread per
+// pass (e0, e0 + SMALL_ROWS, …), loading them all before using any, so that
+// each thread has several loads in flight (one at a time left the loops
+// latency-bound).
+#define SMALL_BATCH 4
+#define BATCH_LOOP(e0, cnt) for (int e0 = threadIdx.x; e0 < (cnt); e0 += SMALL_BATCH * SMALL_ROWS)
+#define BATCH_EACH(u, e, e0, cnt) \
+	_Pragma("unroll") for (int u = 0, e = (e0); u < SMALL_BATCH; u++, e += SMALL_ROWS) if (e < (cnt))
+
 // small_at is the shared-memory slot of element e of a chunk (row e / K,
 // column e % K, rows padded to kp).
 __device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k32) * kp + e % k32; }
@@ -235,17 +244,24 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 			}
 		}
 		__syncthreads();
-		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			float v = logits[base + e];
-			if (bias) {
-				int r = e / k32;
-				v += bias[boff[r] + e - r * k32];
+		BATCH_LOOP(e0, cnt) {
+			float lv[SMALL_BATCH], nv[SMALL_BATCH];
+			BATCH_EACH(u, e, e0, cnt) {
+				lv[u] = logits[base + e];
+				nv[u] = noise ? noise[base + e] : 0.f;
 			}
-			if (noise) {
-				v += noise[base + e];
+			BATCH_EACH(u, e, e0, cnt) {
+				float v = lv[u];
+				if (bias) {
+					int r = e / k32;
+					v += bias[boff[r] + e - r * k32];
+				}
+				if (noise) {
+					v += nv[u];
+				}
+				v /= t;
+				sh[small_at(e, k32, kp)] = v;
 			}
-			v /= t;
-			sh[small_at(e, k32, kp)] = v;
 		}
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
@@ -263,13 +279,19 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 			sinv[threadIdx.x] = 1 / sum;
 		}
 		__syncthreads();
-		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int r = e / k32;
-			float h = (float)((double)sh[small_at(e, k32, kp)] * sinv[r]);
-			out[base + e] = h;
-			if (mix) {
-				float g = sgate[r];
-				mix[base + e] = g * prev[base + e] + (1 - g) * h;
+		BATCH_LOOP(e0, cnt) {
+			float pv[SMALL_BATCH];
+			BATCH_EACH(u, e, e0, cnt) {
+				pv[u] = mix ? prev[base + e] : 0.f;
+			}
+			BATCH_EACH(u, e, e0, cnt) {
+				int r = e / k32;
+				float h = (float)((double)sh[small_at(e, k32, kp)] * sinv[r]);
+				out[base + e] = h;
+				if (mix) {
+					float g = sgate[r];
+					mix[base + e] = g * pv[u] + (1 - g) * h;
+				}
 			}
 		}
 		__syncthreads(); // the shared arrays are reused by the next chunk
@@ -311,18 +333,26 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 			sgate[threadIdx.x] = z[((r0 + threadIdx.x) / rpg) * Kz + skip];
 		}
 		__syncthreads();
-		for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-			int j = small_at(e, k32, kp);
-			sp[j] = out[base + e];
-			float v = dout[base + e];
-			if (z) {
-				float g = sgate[e / k32];
-				if (dprev) {
-					dprev[base + e] = ap ? dprev[base + e] + g * v : g * v;
-				}
-				v = (1 - g) * v;
+		BATCH_LOOP(e0, cnt) {
+			float ov[SMALL_BATCH], dv[SMALL_BATCH], pv[SMALL_BATCH];
+			BATCH_EACH(u, e, e0, cnt) {
+				ov[u] = out[base + e];
+				dv[u] = dout[base + e];
+				pv[u] = z && dprev && ap ? dprev[base + e] : 0.f;
 			}
-			sg[j] = v;
+			BATCH_EACH(u, e, e0, cnt) {
+				int j = small_at(e, k32, kp);
+				sp[j] = ov[u];
+				float v = dv[u];
+				if (z) {
+					float g = sgate[e / k32];
+					if (dprev) {
+						dprev[base + e] = ap ? pv[u] + g * v : g * v;
+					}
+					v = (1 - g) * v;
+				}
+				sg[j] = v;
+			}
 		}
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
@@ -335,6 +365,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 			if (zin) {
 				long long rb = base + (long long)threadIdx.x * K;
 				double s = 0;
+#pragma unroll 4
 				for (int k = 0; k < k32; k++) {
 					s += (double)dout[rb + k] * ((double)prev[rb + k] - (double)p[k]);
 				}
@@ -343,10 +374,16 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		}
 		__syncthreads();
 		if (dlogits) {
-			for (int e = threadIdx.x; e < cnt; e += SMALL_ROWS) {
-				int r = e / k32, j = small_at(e, k32, kp);
-				float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
-				dlogits[base + e] = al ? dlogits[base + e] + v : v;
+			BATCH_LOOP(e0, cnt) {
+				float lv[SMALL_BATCH];
+				BATCH_EACH(u, e, e0, cnt) {
+					lv[u] = al ? dlogits[base + e] : 0.f;
+				}
+				BATCH_EACH(u, e, e0, cnt) {
+					int r = e / k32, j = small_at(e, k32, kp);
+					float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+					dlogits[base + e] = al ? lv[u] + v : v;
+				}
 			}
 		}
 		if (zin) { // rows is a whole number of gate rows (N = gates·rpg)
