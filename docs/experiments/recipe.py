@@ -98,12 +98,24 @@ def gumbel_softmax(logits, tau, noise=True):
     return F.softmax(logits / tau, dim=-1)
 
 
-def relax(logits, tau, noise=True, st=False):
-    """Gumbel-softmax; with st, straight-through: hard one-hot forward, soft gradient back."""
+def relax(logits, tau, noise=True, st=False, alpha=1.0, soft_gate=False):
+    """Gumbel-softmax; with st, straight-through: hard one-hot forward, soft gradient back.
+    alpha < 1: the forward is alpha·hard + (1−alpha)·soft (a ramp into straight-through), the
+    gradient still the soft one. soft_gate: the hard part keeps the soft SKIP mass g and puts the
+    rest on the most likely non-SKIP symbol, (1−g)·onehot(argmax_{k≠SKIP}) + g·onehot(SKIP), so the
+    step network sees one real instruction while the gate stays soft (a hard argmax turned whole
+    programs into SKIPs when st_from switched on: sweep 12)."""
     z = gumbel_softmax(logits, tau, noise)
     if st:
-        zh = F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype)
-        z = zh - z.detach() + z
+        if soft_gate:
+            g = z[..., SKIP:SKIP + 1]
+            zi = z.detach().clone()
+            zi[..., SKIP] = -1.0
+            zh = (1 - g) * F.one_hot(zi.argmax(-1), z.shape[-1]).to(z.dtype)
+            zh[..., SKIP] = g[..., 0]
+        else:
+            zh = F.one_hot(z.argmax(-1), z.shape[-1]).to(z.dtype)
+        z = z + alpha * (zh - z).detach()
     return z
 
 
@@ -436,11 +448,12 @@ def train(model, a, device, log_every):
         sn = a.state_noise * (min(1.0, f / a.snoise_ramp) if a.snoise_ramp > 0 else 1)
         wta = a.wta > 1 and f < a.wta_frac
         st_now = a.st or (a.st_from > 0 and f >= a.st_from)
+        st_alpha = min(1.0, (f - a.st_from) / a.st_ramp) if st_now and not a.st and a.st_ramp > 0 else 1.0
         if wta:                                                      # best of S program samples (multiple choice)
             logits_s = logits.unsqueeze(0).expand(a.wta, *logits.shape)
-            z = relax(logits_s, te, pn if pn != 1.0 else True, st_now)   # (S, B, m, T, K)
+            z = relax(logits_s, te, pn if pn != 1.0 else True, st_now, st_alpha, a.st_soft_gate)   # (S, B, m, T, K)
         else:
-            z = relax(logits, te, pn if pn != 1.0 else True, st_now)
+            z = relax(logits, te, pn if pn != 1.0 else True, st_now, st_alpha, a.st_soft_gate)
         act = model.T
         if a.curr_t0 > 0:                                            # short-program curriculum
             act = a.curr_t0 + (model.T - a.curr_t0) * min(1.0, f / a.curr_frac) if a.curr_frac > 0 else model.T
@@ -652,6 +665,10 @@ def parse(argv=None):
     A("--st", action="store_true", help="straight-through Gumbel for the program in training")
     A("--st_from", type=float, default=0.0,
       help="straight-through program (as --st) from this fraction of training on (0: off); the Go trainer's train.st_from")
+    A("--st_ramp", type=float, default=0.0,
+      help="with --st_from: the hard share of the program rises from 0 to 1 over this fraction of training")
+    A("--st_soft_gate", action="store_true",
+      help="straight-through keeps the SKIP gate soft: hard instruction (best non-SKIP symbol), soft gate")
     A("--st_state", action="store_true", help="straight-through Gumbel for interpreter states in training")
     A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
     A("--nll_eps", type=float, default=0.0,
