@@ -492,6 +492,12 @@ def train(model, a, device, log_every):
             tgt = torch.arange(sim.shape[0], device=sim.device)
             ctr = 0.5 * (F.cross_entropy(sim, tgt) + F.cross_entropy(sim.T, tgt))
             loss = loss + cw * ctr
+        hx = None
+        if a.hard_exec > 0 and f >= a.hard_exec_from:                # self-training, as the oracle trains: the
+            zh = F.one_hot(logits.detach().argmax(-1), model.K).to(logits.dtype)  # interpreter also runs the
+            lph = model.execute(x, zh, td, noise=sn)                 # inductor's own argmax programs, hard and
+            hx = -lph.gather(-1, y[..., None]).squeeze(-1).sum(-1).mean()  # detached (no gradient into the inductor)
+            loss = loss + a.hard_exec * hx
         opt.zero_grad(set_to_none=True); loss.backward()
         logging = step % log_every == 0 or step == a.steps - 1 or stop
         if logging:
@@ -514,6 +520,8 @@ def train(model, a, device, log_every):
             rec.update(diag)
             if ctr is not None:
                 rec["ctr"] = round(ctr.item(), 4)
+            if hx is not None:
+                rec["hard_nll"] = round(hx.item(), 4)
             nll_acc, nll_cnt = torch.zeros((), device=device), 0
             if log_train(st, rec, nv, step):
                 break
@@ -669,6 +677,10 @@ def parse(argv=None):
       help="with --st_from: the hard share of the program rises from 0 to 1 over this fraction of training")
     A("--st_soft_gate", action="store_true",
       help="straight-through keeps the SKIP gate soft: hard instruction (best non-SKIP symbol), soft gate")
+    A("--hard_exec", type=float, default=0.0,
+      help="weight of a second NLL: the interpreter runs the inductor's argmax programs (hard one-hot, "
+           "detached: it trains only the interpreter), as oracle.py trains it on the true programs (0: off)")
+    A("--hard_exec_from", type=float, default=0.0, help="with --hard_exec: from this fraction of training on")
     A("--st_state", action="store_true", help="straight-through Gumbel for interpreter states in training")
     A("--state_noise", type=int, default=1, help="Gumbel noise on interpreter states in training")
     A("--nll_eps", type=float, default=0.0,
