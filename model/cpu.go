@@ -581,16 +581,7 @@ func (j *attnJob) forwardHead(bh int) {
 			row[t2] = dot
 			maxv = max(maxv, dot)
 		}
-		var sum float64
-		for t2, v := range row {
-			e := math.Exp(float64(v - maxv))
-			row[t2] = float32(e)
-			sum += e
-		}
-		inv := 1 / sum
-		for t2, v := range row {
-			row[t2] = float32(float64(v) * inv)
-		}
+		expNormalize(row, maxv)
 		o := j.out[(b*S+t)*C+h*hs:][:hs]
 		clear(o)
 		for t2, a := range row {
@@ -1036,6 +1027,13 @@ func softmaxRow(o, l, bias, noise []float32, tau float32) {
 		o[k] = v
 		maxv = max(maxv, v)
 	}
+	expNormalize(o, maxv)
+}
+
+// expNormalize turns the row o, whose maximum is maxv, into its softmax:
+// exp(o − maxv) rounded to float32, summed in float64, then each scaled by
+// the sum's reciprocal in float64 (the softmax's and attention's tail).
+func expNormalize(o []float32, maxv float32) {
 	var sum float64
 	for k, v := range o {
 		e := math.Exp(float64(v - maxv))
