@@ -6,7 +6,9 @@
 # (200 tasks × 64 starts × 200 steps), the same for bin/native, the ratios, the
 # settings of both searches, the peak GPU memory seen during the Go run, and
 # the Go per-op time breakdown. bin/native searches with its defaults (TF32
-# Gemm, hard check every 10 steps, folded first layer; training float32);
+# Gemm, hard check every 10 steps, folded first layer; training float32), and
+# once more with a single hard check at the last step, the work PyTorch's
+# search does (one selection at the end);
 # GO_FLAGS adds flags to both Go runs, e.g. GO_FLAGS="--tf32=false --fold=false".
 set -euo pipefail
 REF=${1:?usage: native/bench_gpu.sh path/to/nli_torch.py}
@@ -20,6 +22,9 @@ sampler=$!
 # shellcheck disable=SC2086
 "$N" bench --device cuda --train-steps 300 --search-steps 200 --tasks 200 --starts 64 ${GO_FLAGS:-} --json > "$tmp/go.json"
 kill "$sampler" 2>/dev/null || true
+# The same search with one hard check, at the last step: the work the PyTorch search does.
+# shellcheck disable=SC2086
+"$N" bench --device cuda --train-steps 0 --search-steps 200 --tasks 200 --starts 64 --check-every 200 ${GO_FLAGS:-} --json > "$tmp/go_end.json"
 # 18 timed steps after 2 warm-up ones: hard checks at steps 10 and 20, about the 1 in 10 of a real search.
 # shellcheck disable=SC2086
 "$N" bench --device cuda --train-steps 20 --search-steps 18 --tasks 200 --starts 64 ${GO_FLAGS:-} --profile > "$tmp/profile.txt"
@@ -39,6 +44,9 @@ g = json.load(open(os.path.join(d, "go.json")))
 mem = [int(x) for x in open(os.path.join(d, "mem.txt")).read().split() if x.isdigit()]
 print(f"training: torch {torch_train:.1f} steps/s, go {g['train_steps_per_s']:.1f} steps/s, ratio {g['train_steps_per_s'] / torch_train:.2f}x")
 print(f"search:   torch {torch_search:.0f} start-steps/s, go {g['search_start_steps_per_s']:.0f} start-steps/s, ratio {g['search_start_steps_per_s'] / torch_search:.2f}x")
+ge = json.load(open(os.path.join(d, "go_end.json")))
+print(f"search, one hard check at the end as torch's (--check-every 200): go {ge['search_start_steps_per_s']:.0f} start-steps/s, "
+      f"ratio {ge['search_start_steps_per_s'] / torch_search:.2f}x")
 print("settings: torch trains and searches with TF32 matmuls, no hard check during the search steps (one selection at the end);")
 print(f"          go trains in float32; its search: TF32 {g.get('search_tf32')}, hard check every {g.get('search_check_every')} steps "
       f"and at the last, folded first layer {g.get('search_fold')}")
