@@ -14,8 +14,9 @@
 #      bounds, Gumbel bit for bit, index errors, TestTrainParity.
 #   3. native/bench_gpu.sh: PyTorch and Go side by side (training and search
 #      ratios, peak memory, the per-op profile).
-#   4. bin/native bench's search once more with --fast-gelu (float32 GELU),
-#      with its profile.
+#   4. the search rate of bin/native and, with BASE=path/to/a/main/binary
+#      (built from main, its own PTX embedded), of that binary, alternating,
+#      twice each: an A/B on the same card in the same call.
 # The last lines are a summary. Every step runs even when one before fails
 # (except that nothing runs without fresh PTX); the exit status is that of
 # the first failed step.
@@ -63,12 +64,19 @@ echo "== 3. native/bench_gpu.sh $REF"
 timeout 200 native/bench_gpu.sh "$REF" 2>&1 | tee "$OUT/bench.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || fail "native/bench_gpu.sh failed"
 
-echo "== 4. search with --fast-gelu"
-timeout 45 bin/native bench --device cuda --train-steps 0 --search-steps 200 --tasks 200 --starts 64 --fast-gelu --json \
-  >"$OUT/fast_gelu.json" 2>"$OUT/fast_gelu.err" || fail "bench --fast-gelu failed"
-timeout 45 bin/native bench --device cuda --train-steps 0 --search-steps 18 --tasks 200 --starts 64 --fast-gelu --profile \
-  >"$OUT/fast_gelu_profile.txt" 2>&1 || fail "bench --fast-gelu --profile failed"
-cat "$OUT/fast_gelu.json" "$OUT/fast_gelu.err" "$OUT/fast_gelu_profile.txt"
+echo "== 4. search A/B: BASE=${BASE:-(unset)} and bin/native, alternating, twice each"
+AB="--device cuda --train-steps 0 --search-steps 200 --tasks 200 --starts 64 --json"
+rate() { python3 -c 'import json, sys; print(round(json.load(sys.stdin)["search_start_steps_per_s"]))' 2>/dev/null || echo failed; }
+: > "$OUT/ab.txt"
+for i in 1 2; do
+  if [ -n "${BASE:-}" ]; then # the base binary runs its own embedded PTX
+    # shellcheck disable=SC2086
+    echo "base   $BASE: $(env -u NLI_PTX_DIR timeout 60 "$BASE" bench $AB | rate)" | tee -a "$OUT/ab.txt"
+  fi
+  # shellcheck disable=SC2086
+  echo "branch bin/native: $(timeout 60 bin/native bench $AB | rate)" | tee -a "$OUT/ab.txt"
+done
+grep -q failed "$OUT/ab.txt" && fail "search A/B: a bench failed"
 
 echo
 echo "== summary ($(cat "$OUT/gpu.txt"))"
@@ -76,11 +84,8 @@ echo "PTX regenerated into $OUT/kernels/: $(ls "$OUT/kernels" | tr '\n' ' ')"
 grep -E '^(--- (PASS|FAIL|SKIP)|PASS$|FAIL$|ok|panic)' "$OUT/cuda_test.txt" | grep -v '^    ' || echo "cuda.test: no result lines"
 grep -E 'FastGELU|largest error' "$OUT/cuda_test.txt" | head -8
 grep -E '^(training:|search: +torch|peak GPU)' "$OUT/bench.txt" || echo "bench_gpu.sh: no result lines"
-python3 - "$OUT/fast_gelu.json" <<'PY' || echo "fast GELU: no result"
-import json, sys
-g = json.load(open(sys.argv[1]))
-print(f"search with --fast-gelu: {g['search_start_steps_per_s']:.0f} start-steps/s (fast GELU {g.get('search_fast_gelu')})")
-PY
-echo "search profile (default GELU), top rows:"
+echo "search start-steps/s, alternating runs:"
+cat "$OUT/ab.txt"
+echo "search profile, top rows:"
 awk '/^search: time per op/{on=1; n=0} on{print; if (++n > 11) exit}' "$OUT/bench.txt"
 exit "$status"
