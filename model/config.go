@@ -104,9 +104,17 @@ type TrainConfig struct {
 	// the run on (recipe.py --st_from): the interpreter runs the one-hot
 	// argmax of the relaxed program (hard symbols, exactly as at test time)
 	// and its gradient reaches the relaxed program unchanged. 0 (unset): off.
-	StFrom    float64 `json:"st_from,omitempty"`
-	LogEvery  int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery int     `json:"save_every"` // checkpoint every N steps
+	StFrom float64 `json:"st_from,omitempty"`
+	// HardExec > 0 adds HardExec × a second NLL from HardExecFrom (a
+	// fraction of the run) on (recipe.py --hard_exec, --hard_exec_from): the
+	// interpreter also runs the inductor's argmax programs as hard one-hot
+	// symbols, which carry no gradient, so the term trains the interpreter
+	// only (as docs/experiments/oracle.py trains it on the true programs).
+	// The states keep their relaxation and this step's noise. 0 (unset): off.
+	HardExec     float64 `json:"hard_exec,omitempty"`
+	HardExecFrom float64 `json:"hard_exec_from,omitempty"`
+	LogEvery     int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
@@ -261,6 +269,10 @@ func (c Config) Validate() error {
 	frac("train.noise_ramp", t.NoiseRamp)
 	frac("train.contrast_frac", t.ContrastFrac)
 	frac("train.st_from", t.StFrom)
+	frac("train.hard_exec_from", t.HardExecFrom)
+	if !(t.HardExec >= 0 && t.HardExec <= 1000) {
+		errs = append(errs, fmt.Errorf("config: train.hard_exec = %g, want 0..1000 (0: off)", t.HardExec))
+	}
 	if !(t.Contrast >= 0 && t.Contrast <= 1000) || !(t.ContrastTau >= 0 && t.ContrastTau <= 100) {
 		errs = append(errs, fmt.Errorf("config: train.contrast = %g (want 0..1000, 0: off), train.contrast_tau = %g (want 0..100, 0: 0.1)", t.Contrast, t.ContrastTau))
 	}

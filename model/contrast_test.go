@@ -5,6 +5,8 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -150,6 +152,90 @@ func TestTrainContrast(t *testing.T) {
 		wantW := 0.5 * max(0, 1-float64(i)/8/0.5)
 		if math.Abs(st.ContrastW-wantW) > 1e-12 || (wantW > 0) != (st.Contrast > 0) || math.IsNaN(st.Loss) {
 			t.Fatalf("step %d: contrast %g weight %g (want %g), loss %g", st.Step, st.Contrast, st.ContrastW, wantW, st.Loss)
+		}
+	}
+}
+
+// train.hard_exec adds the interpreter's NLL on the inductor's argmax
+// programs (one-hot, no gradient): the inductor's gradients are exactly
+// those without it, the interpreter's change, the logged term is that NLL
+// recomputed on its own, and the term starts at train.hard_exec_from.
+func TestTrainHardExec(t *testing.T) {
+	type result struct {
+		enc, exe []float32
+		hx, want float64
+	}
+	run := func(hard float64) result {
+		cfg := Tiny()
+		cfg.Train.HardExec = hard
+		m := randomModel(t, NewCPU(1), cfg, 3)
+		tr, err := NewTrainer(m, SplitCompI, 8, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		if err := tr.nextBatch(); err != nil {
+			t.Fatal(err)
+		}
+		tr.tp.Reset()
+		m.P.ZeroGrad()
+		loss, _, _ := tr.Loss(1, 0.7)
+		tr.tp.Backward(loss)
+		var r result
+		for _, p := range []struct {
+			name string
+			dst  *[]float32
+		}{{"head.2.weight", &r.enc}, {"exe.2.weight", &r.exe}} {
+			g := m.P.Get(p.name).Grad
+			*p.dst = make([]float32, g.Len())
+			m.B.Download(*p.dst, g)
+		}
+		if tr.hx != nil {
+			r.hx = tr.tp.Scalar(tr.hx)
+			// The same NLL on its own: the argmax programs of this batch.
+			tp := tr.tp
+			tp.NoGrad = true
+			e := m.Encode(tp, tr.x, tr.y)
+			lg := m.Head(tp, tp.PoolPairs(e, cfg.Train.Pairs, true))
+			pi := m.Execute(tp, tr.x, tp.ArgmaxOneHot(lg), 0.7, tr.ns, false)
+			r.want = tp.Scalar(tp.NLL(pi, tr.y, 1/float32(tr.x.Dim(0))))
+			tp.NoGrad = false
+		}
+		return r
+	}
+	off, on := run(0), run(0.3)
+	if !slices.Equal(off.enc, on.enc) {
+		t.Error("train.hard_exec changed the inductor's gradient (head.2.weight)")
+	}
+	if slices.Equal(off.exe, on.exe) {
+		t.Error("train.hard_exec left the interpreter's gradient (exe.2.weight) unchanged")
+	}
+	if on.hx <= 0 || math.Abs(on.hx-on.want) > 1e-6*on.want {
+		t.Errorf("logged hard NLL %g, recomputed %g", on.hx, on.want)
+	}
+
+	for _, bad := range [][2]float64{{-1, 0}, {0.3, 1.5}, {math.NaN(), 0}} {
+		c := Tiny()
+		c.Train.HardExec, c.Train.HardExecFrom = bad[0], bad[1]
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "train.hard_exec") {
+			t.Errorf("train.hard_exec %g, hard_exec_from %g: error %v", bad[0], bad[1], err)
+		}
+	}
+
+	cfg := Tiny()
+	cfg.Train.HardExec, cfg.Train.HardExecFrom = 0.3, 0.5
+	tr, err := NewTrainer(randomModel(t, NewCPU(1), cfg, 3), SplitCompI, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := range 8 {
+		st, err := tr.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if on := float64(i)/8 >= 0.5; on != (st.HardExecW == 0.3) || on != (st.HardNLL > 0) || math.IsNaN(st.Loss) {
+			t.Fatalf("step %d: hard NLL %g weight %g, loss %g", st.Step, st.HardNLL, st.HardExecW, st.Loss)
 		}
 	}
 }

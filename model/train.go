@@ -31,6 +31,10 @@ type StepStats struct {
 	// before its weight; ContrastW is the weight.
 	Contrast  float64 `json:"ctr,omitempty"`
 	ContrastW float64 `json:"ctr_w,omitempty"`
+	// HardNLL is the NLL of the interpreter on the inductor's argmax
+	// programs (train.hard_exec) of this step, before its weight HardExecW.
+	HardNLL   float64 `json:"hard_nll,omitempty"`
+	HardExecW float64 `json:"hard_exec_w,omitempty"`
 	// Diag holds the step's diagnostics when Trainer.Diagnose was set (diag.go).
 	Diag *Diagnostics `json:"-"`
 	// Split reports the symbol split run before this step (train.split_every), if any.
@@ -67,6 +71,7 @@ type Trainer struct {
 
 	enc, lg *Tensor // the last Loss's slot encodings (B·m, T, d) and leave-one-out logits (B·m, T, K)
 	ctr     *Tensor // the last Loss's task-identity loss (train.contrast), or nil
+	hx      *Tensor // the last Loss's NLL on argmax programs (train.hard_exec), or nil
 	// train.contrast's constants: LayerNorm weight 1 and bias 0 over T·d,
 	// and the targets 0…B−1.
 	ctrOnes, ctrZeros, ctrIdx *Tensor
@@ -149,6 +154,7 @@ type Schedule struct {
 	Noise      float64 // factor on the program's Gumbel noise (train.noise_ramp)
 	Contrast   float64 // weight of the task-identity loss (train.contrast, contrast_frac)
 	ST         bool    // straight-through program (train.st_from)
+	HardExec   float64 // weight of the NLL on argmax programs (train.hard_exec, hard_exec_from)
 }
 
 // Schedule returns the quantities of step (0-based), as recipe.py's train()
@@ -181,6 +187,9 @@ func (tr *Trainer) Schedule(step int) Schedule {
 		s.Contrast *= max(0, 1-f/c.ContrastFrac)
 	}
 	s.ST = c.StFrom > 0 && f >= c.StFrom
+	if f >= c.HardExecFrom {
+		s.HardExec = c.HardExec
+	}
 	return s
 }
 
@@ -212,6 +221,12 @@ func (tr *Trainer) Loss(tauE, tauD float64) (loss, nll, reg *Tensor) {
 	if sch.Contrast > 0 { // skipped once its weight has decayed to 0
 		tr.ctr = tr.contrast(e)
 		loss = tp.AddScaled(loss, tr.ctr, float32(sch.Contrast))
+	}
+	tr.hx = nil
+	if sch.HardExec > 0 { // the argmax programs: one-hot, no gradient into the inductor
+		ph := m.Execute(tp, tr.x, tp.ArgmaxOneHot(logits), float32(tauD), ns, false)
+		tr.hx = tp.NLL(ph, tr.y, 1/float32(N))
+		loss = tp.AddScaled(loss, tr.hx, float32(sch.HardExec))
 	}
 	return loss, nll, reg
 }
@@ -337,6 +352,9 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	}
 	if tr.ctr != nil {
 		st.Contrast, st.ContrastW = tp.Scalar(tr.ctr), sch.Contrast
+	}
+	if tr.hx != nil {
+		st.HardNLL, st.HardExecW = tp.Scalar(tr.hx), sch.HardExec
 	}
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)

@@ -206,6 +206,9 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			if st.Split != nil {
 				rec["split"] = st.Split
 			}
+			if st.HardExecW > 0 {
+				rec["hard_nll"], rec["hard_exec_w"] = st.HardNLL, st.HardExecW
+			}
 			if st.ContrastW > 0 {
 				rec["ctr"], rec["ctr_w"] = st.Contrast, st.ContrastW
 			}
