@@ -138,21 +138,29 @@ func TestContrastLoss(t *testing.T) {
 func TestTrainContrast(t *testing.T) {
 	cfg := Tiny()
 	cfg.Train.Contrast, cfg.Train.ContrastFrac = 0.5, 0.5
-	m := randomModel(t, NewCPU(1), cfg, 3)
-	tr, err := NewTrainer(m, SplitCompI, 8, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	for i := range 8 {
-		st, err := tr.TrainStep()
-		if err != nil {
-			t.Fatal(err)
-		}
+	trainSteps(t, cfg, 8, func(i int, st StepStats) {
 		wantW := 0.5 * max(0, 1-float64(i)/8/0.5)
 		if math.Abs(st.ContrastW-wantW) > 1e-12 || (wantW > 0) != (st.Contrast > 0) || math.IsNaN(st.Loss) {
 			t.Fatalf("step %d: contrast %g weight %g (want %g), loss %g", st.Step, st.Contrast, st.ContrastW, wantW, st.Loss)
 		}
+	})
+}
+
+// trainSteps runs n comp-i training steps of a fresh model of cfg (seed 3)
+// on the CPU and hands each step's stats, counting from 0, to check.
+func trainSteps(t *testing.T, cfg Config, n int, check func(i int, st StepStats)) {
+	t.Helper()
+	tr, err := NewTrainer(randomModel(t, NewCPU(1), cfg, 3), SplitCompI, n, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := range n {
+		st, err := tr.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(i, st)
 	}
 }
 
@@ -224,18 +232,9 @@ func TestTrainHardExec(t *testing.T) {
 
 	cfg := Tiny()
 	cfg.Train.HardExec, cfg.Train.HardExecFrom = 0.3, 0.5
-	tr, err := NewTrainer(randomModel(t, NewCPU(1), cfg, 3), SplitCompI, 8, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	for i := range 8 {
-		st, err := tr.TrainStep()
-		if err != nil {
-			t.Fatal(err)
-		}
+	trainSteps(t, cfg, 8, func(i int, st StepStats) {
 		if on := float64(i)/8 >= 0.5; on != (st.HardExecW == 0.3) || on != (st.HardNLL > 0) || math.IsNaN(st.Loss) {
 			t.Fatalf("step %d: hard NLL %g weight %g, loss %g", st.Step, st.HardNLL, st.HardExecW, st.Loss)
 		}
-	}
+	})
 }
