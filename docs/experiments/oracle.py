@@ -213,7 +213,7 @@ def parse(argv=None):
     A = ap.add_argument
     A("--name", default="", help="run name (echoed into the JSON lines)")
     A("--split", default="comp-i", choices=["shift-l", "shift-p", "comp-i"])
-    A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res"])
+    A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res", "sym"])
     A("--res_blocks", type=int, default=2)
     A("--steps", type=int, default=5000, help="planned training steps (the schedules run over these)")
     A("--B", type=int, default=128); A("--m", type=int, default=4)

@@ -154,6 +154,10 @@ class NLI(nn.Module):
              h <- h * (1 + gamma_l(v)) + beta_l(v)   (gamma, beta: one Linear(dv, 2H) per layer)
       res  : h = Linear(s); res_blocks times h <- h + Linear(GELU(Linear([LN(h), v])));
              n = Linear(GELU(LN(h)))  (the instruction enters every block)
+      sym  : a weight set per symbol (the issue's "symbol-selected weight set"): n = sum_k z_k (W_k s +
+             b_k), one affine map of the state embedding per codebook symbol, mixed by the relaxed
+             symbol z_t (one map exactly when z_t is one-hot). Every primitive of the suite is a
+             permutation of the one-hot state's L*V coordinates, so one map per symbol can run it.
     The recurrence over discretised states, the Gumbel over states and the SKIP gating are SPEC's
     for every kind. Parameters are created in the reference's order, and the extra ones of film/res
     after the inductor's, so the inductor's initialisation is the same for every kind and seed."""
@@ -181,6 +185,9 @@ class NLI(nn.Module):
             s.rb = nn.ModuleList(nn.Linear(H, H) for _ in range(res_blocks))
             s.lno = nn.LayerNorm(H)
             s.out = nn.Linear(H, L * V)
+        elif exec_kind == "sym":
+            s.symW = nn.Parameter(torch.randn(L * ds, K * L * V) / math.sqrt(L * ds))  # W_k side by side
+            s.symB = nn.Parameter(torch.zeros(K, L * V))
         else:
             raise ValueError(exec_kind)
         s.pair_tokens = pair_tokens
@@ -245,7 +252,12 @@ class NLI(nn.Module):
         cond = s._cond(instr)
         for t in range(s.T):
             st = (pi @ s.Eio + s.P).flatten(-2)                       # (..., L*ds)
-            n = s._step(st, instr[..., t, :], cond, t)
+            if s.exec_kind == "sym":                                   # sum_k z_k (W_k st + b_k)
+                zt = z[..., t, :]
+                h = (st @ s.symW).reshape(*st.shape[:-1], s.K, L * V)
+                n = (zt.unsqueeze(-2) @ h).squeeze(-2) + zt @ s.symB
+            else:
+                n = s._step(st, instr[..., t, :], cond, t)
             n = n.reshape(*n.shape[:-1], L, V)
             g = z[..., t, SKIP, None, None]
             if hard:
@@ -726,7 +738,9 @@ def parse(argv=None):
     # model
     A("--pair_tokens", action="store_true",
       help="inductor: one token per position embedding the (input, output) value pair (V*V table) instead of two")
-    A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res"])
+    A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res", "sym"])
+    A("--d", type=int, default=128, help="the inductor's width (SPEC: 128; smaller for CPU experiments)")
+    A("--layers", type=int, default=2, help="the inductor's transformer layers (SPEC: 2)")
     A("--res_blocks", type=int, default=2)
     # run control
     A("--time_budget", type=float, default=0.0, help="stop training after this many seconds (0: off), then evaluate")
@@ -753,8 +767,8 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    model = NLI(T=a.T, K=a.K, exec_kind=a.exec_kind, res_blocks=a.res_blocks, logit_scale=a.logit_scale,
-                pair_tokens=a.pair_tokens).to(device)
+    model = NLI(T=a.T, K=a.K, d=a.d, layers=a.layers, exec_kind=a.exec_kind, res_blocks=a.res_blocks,
+                logit_scale=a.logit_scale, pair_tokens=a.pair_tokens).to(device)
     with torch.no_grad():
         model.head[-1].bias[SKIP] += a.skip_bias
     if a.load:
