@@ -22,12 +22,12 @@ CPU smoke test:  python3 docs/experiments/oracle.py --split comp-i --exec film -
 GPU:             python3 docs/experiments/oracle.py --split comp-i --exec film --K 16 --steps 8000 --time_budget 200
 Output: JSON lines, "kind": "start" / "train" (every --log_every steps) / "stop" / "summary" (last line).
 """
-import argparse, json, math, os, shlex, sys, time
+import json, math, os, shlex, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import torch.nn.functional as F
-from recipe import (L, V, SKIP, NLI, PRIMS, programs, prog_name, sample_tasks, schedule, lr_factor,
+from recipe import (L, V, SKIP, NLI, base_parser, PRIMS, programs, prog_name, sample_tasks, schedule, lr_factor,
                     gnorm, sync, run_fraction, log_train, end_train)
 
 
@@ -209,15 +209,9 @@ def evaluate(model, orc, a, device):
 # ----------------------------------------------------------------------------- main
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    A = ap.add_argument
-    A("--name", default="", help="run name (echoed into the JSON lines)")
-    A("--split", default="comp-i", choices=["shift-l", "shift-p", "comp-i"])
+    ap, A = base_parser(__doc__, "comp-i")
     A("--exec", dest="exec_kind", default="mlp", choices=["mlp", "film", "res", "sym"])
     A("--res_blocks", type=int, default=2)
-    A("--steps", type=int, default=5000, help="planned training steps (the schedules run over these)")
-    A("--B", type=int, default=128); A("--m", type=int, default=4)
-    A("--T", type=int, default=12); A("--K", type=int, default=64)
     A("--lr", type=float, default=3e-4); A("--wd", type=float, default=0.0); A("--clip", type=float, default=1.0)
     A("--warmup", type=int, default=0, help="linear LR warm-up steps")
     A("--lr_sched", default="const", choices=["const", "cos"]); A("--lr_min", type=float, default=0.1)

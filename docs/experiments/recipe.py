@@ -661,14 +661,21 @@ def evaluate(model, a, part, device):
 
 # ----------------------------------------------------------------------------- main
 
-def parse(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def base_parser(doc, split):
+    """The arguments recipe.py and oracle.py share (run name, split, steps, batch, program shape);
+    returns the parser and its add_argument."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     A = ap.add_argument
     A("--name", default="", help="run name (echoed into every JSON line)")
-    A("--split", default="shift-l", choices=["shift-l", "shift-p", "comp-i"])
+    A("--split", default=split, choices=["shift-l", "shift-p", "comp-i"])
     A("--steps", type=int, default=5000, help="planned training steps (the schedules run over these)")
     A("--B", type=int, default=128); A("--m", type=int, default=4)
     A("--T", type=int, default=12); A("--K", type=int, default=64)
+    return ap, A
+
+
+def parse(argv=None):
+    ap, A = base_parser(__doc__, "shift-l")
     A("--seed", type=int, default=0, help="model init and noise seed")
     A("--data_seed", type=int, default=1, help="training data stream seed (reference: 1)")
     # loss
