@@ -385,10 +385,14 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
     if not dead:
         return dict(kind="split", step=step, skipped="no dead symbol")
     z = F.one_hot(am, K).float()
-    instr = (z @ model.Ev).detach().requires_grad_(True)            # (B, m, T, dv)
-    lp = model.execute(x, z, td, noise=False, instr=instr)
-    nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1)           # (B, m)
-    g, = torch.autograd.grad(nll.sum(), instr)                       # per (b, i, t): d nll_bi / d instr_bit
+    sym = model.exec_kind == "sym"
+    if sym:                                                          # no instruction embedding: the per-slot
+        g, nll = _sym_slot_grads(model, x, y, z, td)                 # gradient of the symbol's own map
+    else:
+        instr = (z @ model.Ev).detach().requires_grad_(True)        # (B, m, T, dv)
+        lp = model.execute(x, z, td, noise=False, instr=instr)
+        nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1)       # (B, m)
+        g, = torch.autograd.grad(nll.sum(), instr)                   # per (b, i, t): d nll_bi / d instr_bit
     nl = nll.detach()
     cost = torch.zeros(K, device=x.device)
     for k in range(1, K):
@@ -402,9 +406,14 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
     if G.shape[0] < 8:
         return dict(kind="split", step=step, skipped=f"symbol {A} in {G.shape[0]} slots")
     Gc = G - G.mean(0, keepdim=True)
-    _, sv, vh = torch.linalg.svd(Gc, full_matrices=False)
-    u = vh[0]                                                        # (dv,)
-    proj = G @ u
+    if sym:                                                          # (n, L*V*L*V): the n x n Gram's top
+        ev_, U = torch.linalg.eigh(Gc @ Gc.T)                        # eigenvector is the projection on the
+        sv = ev_.clamp_min(0).flip(0).sqrt()                         # top principal direction (up to scale)
+        proj = U[:, -1]
+    else:
+        _, sv, vh = torch.linalg.svd(Gc, full_matrices=False)
+        u = vh[0]                                                    # (dv,)
+        proj = G @ u
     plus = proj > proj.median()                                      # these want instr to move along -u
     with torch.no_grad():
         eb = (e.sum(1, keepdim=True) - e) / (e.shape[1] - 1)           # leave-one-out pooled, as in training
@@ -417,22 +426,58 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
             return dict(kind="split", step=step, skipped=f"symbol {A}: the two sides' head features do not differ")
         mid = (mp + mm) / 2
         D = dead[0]
-        ea = model.Ev[A].clone()
-        model.Ev[D] = ea - a.split_eta * ea.norm() * u               # A stays: its tasks lose nothing
         out = model.head[2]
         out.weight[D] = out.weight[A] + a.split_alpha * w / w2
         out.bias[D] = out.bias[A] - a.split_alpha * (w @ mid) / w2
-        for prm in (model.Ev, out.weight, out.bias):                  # D starts as a copy of A's state
+        rows = [(out.weight, D, A), (out.bias, D, A)]                 # (parameter, to, from) rows of the copy
+        if sym:                                                      # D's map starts as A's: its tasks lose
+            LV = L * V                                               # nothing; from then on D's map learns
+            model.symW[:, D * LV:(D + 1) * LV] = model.symW[:, A * LV:(A + 1) * LV]  # from D's tasks only
+            model.symB[D] = model.symB[A]
+            rows.append((model.symB, D, A))
+        else:
+            ea = model.Ev[A].clone()
+            model.Ev[D] = ea - a.split_eta * ea.norm() * u           # A stays: its tasks lose nothing
+            rows.append((model.Ev, D, A))
+        for prm, to, fr in rows:                                     # D starts as a copy of A's Adam state
             st = opt.state.get(prm, {})
             for key in ("exp_avg", "exp_avg_sq"):
                 if key in st:
-                    st[key][D] = st[key][A]
+                    st[key][to] = st[key][fr]
+        if sym:
+            st = opt.state.get(model.symW, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st:
+                    st[key][:, D * LV:(D + 1) * LV] = st[key][:, A * LV:(A + 1) * LV]
     cls = idx.to(x.device)[:, None, None].expand_as(am)[sel]
     names = [prog_name(p) for p in programs(a.split, "train")]
     side = lambda m_: dict(collections.Counter(names[c] for c in cls[m_].tolist()).most_common())
     return dict(kind="split", step=step, symbol=A, new=D, slots=int(G.shape[0]), cost=round(float(cost[A]), 1),
                 top_share=round(float(sv[0] ** 2 / (sv ** 2).sum()), 3),
                 to_new=side(plus), stay=side(~plus))
+
+
+def _sym_slot_grads(model, x, y, z, td):
+    """For --exec sym: per slot (b, i, t), the gradient of pair (b, i)'s NLL with respect to the map of
+    the symbol in that slot, in the folded state coordinates: outer(pi_t, dNLL/dn_t) flattened (L*V *
+    L*V), where pi_t is the state the step reads and n_t its output logits (z one-hot, no noise: the map
+    of slot t's symbol alone made n_t). Returns it (B, m, T, L*V*L*V) and the NLL (B, m)."""
+    pi = F.one_hot(x, V).float()
+    ins, outs = [], []
+    for t in range(model.T):
+        st = (pi @ model.Eio + model.P).flatten(-2)
+        zt = z[..., t, :]
+        h = (st @ model.symW).reshape(*st.shape[:-1], model.K, L * V)
+        n = (zt.unsqueeze(-2) @ h).squeeze(-2) + zt @ model.symB
+        n.retain_grad()
+        ins.append(pi.detach().flatten(-2)); outs.append(n)
+        gt = z[..., t, SKIP, None, None]
+        pi = gt * pi + (1 - gt) * gumbel_softmax(n.reshape(*n.shape[:-1], L, V), td, False)
+    lp = torch.log(pi.clamp_min(1e-8))
+    nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1)
+    nll.sum().backward(inputs=outs)
+    g = torch.stack([(p_.unsqueeze(-1) * n_.grad.unsqueeze(-2)).flatten(-2) for p_, n_ in zip(ins, outs)], -2)
+    return g, nll.detach()
 
 
 def train(model, a, device, log_every):
