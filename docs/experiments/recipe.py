@@ -406,9 +406,11 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
     if G.shape[0] < 8:
         return dict(kind="split", step=step, skipped=f"symbol {A} in {G.shape[0]} slots")
     Gc = G - G.mean(0, keepdim=True)
-    if sym:                                                          # (n, L*V*L*V): the n x n Gram's top
-        ev_, U = torch.linalg.eigh(Gc @ Gc.T)                        # eigenvector is the projection on the
-        sv = ev_.clamp_min(0).flip(0).sqrt()                         # top principal direction (up to scale)
+    if sym:                                                          # (n, V*V + L*L), rows of unit length:
+        Gc = F.normalize(G, dim=-1)                                  # the n x n Gram's top eigenvector is the
+        Gc = Gc - Gc.mean(0, keepdim=True)                           # projection on the top principal
+        ev_, U = torch.linalg.eigh(Gc @ Gc.T)                        # direction (up to scale)
+        sv = ev_.clamp_min(0).flip(0).sqrt()
         proj = U[:, -1]
     else:
         _, sv, vh = torch.linalg.svd(Gc, full_matrices=False)
@@ -427,8 +429,22 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
         mid = (mp + mm) / 2
         D = dead[0]
         out = model.head[2]
-        out.weight[D] = out.weight[A] + a.split_alpha * w / w2
-        out.bias[D] = out.bias[A] - a.split_alpha * (w @ mid) / w2
+        capped = 0
+        if sym:                                                      # the discriminant in units of the spread
+            wn = w / w2.sqrt()                                       # of A's slots along it, and D's bias
+            sp = ((hs - mid) @ wn).std().clamp_min(1e-6)             # capped so that no slot of another
+            wD = out.weight[A] + a.split_alpha * wn / sp             # symbol (or SKIP) turns to D
+            bD = out.bias[A] - a.split_alpha * (wn @ mid) / sp
+            ls = model.logit_scale
+            other = ~(lg.argmax(-1) == A)
+            if other.any():
+                cap = ((lg.max(-1).values[other] / ls - h[other] @ wD).min() - 1.0 / ls)
+                if float(bD) > float(cap):
+                    bD, capped = cap, 1
+            out.weight[D], out.bias[D] = wD, bD
+        else:
+            out.weight[D] = out.weight[A] + a.split_alpha * w / w2
+            out.bias[D] = out.bias[A] - a.split_alpha * (w @ mid) / w2
         rows = [(out.weight, D, A), (out.bias, D, A)]                 # (parameter, to, from) rows of the copy
         if sym:                                                      # D's map starts as A's: its tasks lose
             LV = L * V                                               # nothing; from then on D's map learns
@@ -452,16 +468,21 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
     cls = idx.to(x.device)[:, None, None].expand_as(am)[sel]
     names = [prog_name(p) for p in programs(a.split, "train")]
     side = lambda m_: dict(collections.Counter(names[c] for c in cls[m_].tolist()).most_common())
-    return dict(kind="split", step=step, symbol=A, new=D, slots=int(G.shape[0]), cost=round(float(cost[A]), 1),
+    with torch.no_grad():
+        am2 = model.logits(eb).argmax(-1)
+    moved = dict(to_D=int((am2[sel] == D).sum()), others_to_D=int((am2[~sel] == D).sum()), capped=capped)
+    return dict(kind="split", step=step, symbol=A, new=D, slots=int(G.shape[0]), cost=round(float(cost[A]), 1), **moved,
                 top_share=round(float(sv[0] ** 2 / (sv ** 2).sum()), 3),
                 to_new=side(plus), stay=side(~plus))
 
 
 def _sym_slot_grads(model, x, y, z, td):
     """For --exec sym: per slot (b, i, t), the gradient of pair (b, i)'s NLL with respect to the map of
-    the symbol in that slot, in the folded state coordinates: outer(pi_t, dNLL/dn_t) flattened (L*V *
-    L*V), where pi_t is the state the step reads and n_t its output logits (z one-hot, no noise: the map
-    of slot t's symbol alone made n_t). Returns it (B, m, T, L*V*L*V) and the NLL (B, m)."""
+    the symbol in that slot, in the folded state coordinates, outer(pi_t, dNLL/dn_t) (pi_t the state the
+    step reads, n_t its output logits; z one-hot and no noise, so slot t's symbol alone made n_t),
+    reduced to its two marginals that do not depend on the random input: the value map (V x V, summed
+    over positions, same position in and out) and the position map (L x L, summed over values, same
+    value in and out). Returns them (B, m, T, V*V + L*L) and the NLL (B, m)."""
     pi = F.one_hot(x, V).float()
     ins, outs = [], []
     for t in range(model.T):
@@ -476,8 +497,13 @@ def _sym_slot_grads(model, x, y, z, td):
     lp = torch.log(pi.clamp_min(1e-8))
     nll = -lp.gather(-1, y[..., None]).squeeze(-1).sum(-1)
     nll.sum().backward(inputs=outs)
-    g = torch.stack([(p_.unsqueeze(-1) * n_.grad.unsqueeze(-2)).flatten(-2) for p_, n_ in zip(ins, outs)], -2)
-    return g, nll.detach()
+    g = []
+    for p_, n_ in zip(ins, outs):
+        p_, d_ = p_.reshape(*p_.shape[:-1], L, V), n_.grad.reshape(*p_.shape[:-1], L, V)
+        gv = torch.einsum("...lv,...lw->...vw", p_, d_).flatten(-2)      # value map: v at l -> w at l
+        gp = torch.einsum("...lv,...kv->...lk", p_, d_).flatten(-2)      # position map: v at l -> v at k
+        g.append(torch.cat([gv, gp], -1))
+    return torch.stack(g, -2), nll.detach()
 
 
 def train(model, a, device, log_every):
