@@ -31,9 +31,11 @@ type Config struct {
 	DV int `json:"dv"` // instruction embedding width
 	H  int `json:"H"`  // executor MLP width
 	// Exec is the interpreter's step network: "mlp" (SPEC §2; "" means the
-	// same) or "film", the same MLP with each hidden pre-activation modulated
+	// same); "film", the same MLP with each hidden pre-activation modulated
 	// by the instruction embedding v, h·(1+γ_l(v)) + β_l(v)
-	// (docs/experiments/recipe.py --exec film).
+	// (docs/experiments/recipe.py --exec film); or "sym", one affine map of
+	// the state embedding s per symbol, mixed by the relaxed symbol z_t,
+	// n = Σ_k z_t,k (W_k s + b_k), with no MLP (H unused; recipe.py --exec sym).
 	Exec string `json:"exec,omitempty"`
 
 	Train  TrainConfig  `json:"train"`
@@ -134,10 +136,15 @@ type SearchConfig struct {
 const (
 	ExecMLP  = "mlp"
 	ExecFiLM = "film"
+	ExecSym  = "sym"
 )
 
 // FiLM reports whether the interpreter is the FiLM-conditioned MLP.
 func (c Config) FiLM() bool { return c.Exec == ExecFiLM }
+
+// Sym reports whether the interpreter is the symbol-selected one (a weight
+// set per symbol, no MLP).
+func (c Config) Sym() bool { return c.Exec == ExecSym }
 
 // Default returns the SPEC sizes and recipe, with two measured changes:
 // the learning rate decays over the second half of the run, and the search
@@ -216,9 +223,9 @@ func (c Config) Validate() error {
 	pos("dv", c.DV)
 	pos("H", c.H)
 	switch c.Exec {
-	case "", ExecMLP, ExecFiLM:
+	case "", ExecMLP, ExecFiLM, ExecSym:
 	default:
-		errs = append(errs, fmt.Errorf("config: exec = %q, want %q or %q", c.Exec, ExecMLP, ExecFiLM))
+		errs = append(errs, fmt.Errorf("config: exec = %q, want %q, %q or %q", c.Exec, ExecMLP, ExecFiLM, ExecSym))
 	}
 	if c.K < 2 {
 		errs = append(errs, fmt.Errorf("config: K = %d, need at least 2 symbols (SKIP and one more)", c.K))
@@ -263,6 +270,11 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))
 	}
 	frac("train.split_end", t.SplitEnd)
+	if t.SplitEvery > 0 && c.Sym() {
+		// A split moves a symbol's instruction embedding E_v, which exec sym
+		// does not read (recipe.py's split_symbol fails there too).
+		errs = append(errs, fmt.Errorf("config: train.split_every = %d with exec %q: symbol splitting needs the instruction embedding, which exec sym does not use", t.SplitEvery, ExecSym))
+	}
 	if !(t.SplitEta >= 0 && t.SplitEta <= 10) || !(t.SplitAlpha >= 0 && t.SplitAlpha <= 100) {
 		errs = append(errs, fmt.Errorf("config: train.split_eta = %g (want 0..10), train.split_alpha = %g (want 0..100); 0 means the default", t.SplitEta, t.SplitAlpha))
 	}
@@ -302,6 +314,9 @@ func (c Config) Validate() error {
 	// Sizes that would overflow memory estimates are rejected too.
 	if c.T > 256 || c.K > 4096 || c.D > 4096 || c.H > 16384 || c.Layers > 64 || c.DS > 1024 || c.DV > 4096 {
 		errs = append(errs, errors.New("config: a model dimension is implausibly large (T ≤ 256, K ≤ 4096, d ≤ 4096, H ≤ 16384, layers ≤ 64)"))
+	}
+	if n := c.L * c.DS * c.K * c.L * c.V; c.Sym() && n > 1<<28 {
+		errs = append(errs, fmt.Errorf("config: exec sym: symW has L·ds × K·L·V = %d elements, more than a weights file holds (2^28)", n))
 	}
 	return errors.Join(errs...)
 }

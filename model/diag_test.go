@@ -117,7 +117,7 @@ func TestHardAccuracy(t *testing.T) {
 // in range, the per-part gradient norms make up the global one, and the
 // program index of each specification is the program that made its pairs.
 func TestTrainerDiagnose(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig()))} {
+	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig())), withSym(smallConfig())} {
 		on := newTestTrainer(t, NewCPU(1), cfg, 50, 3)
 		off := newTestTrainer(t, NewCPU(1), cfg, 50, 3)
 		on.Diagnose = true

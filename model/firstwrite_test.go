@@ -25,7 +25,7 @@ func poison(tp *Tape) func() {
 func TestBackwardFirstWriteTrain(t *testing.T) {
 	ctr := withFiLM(Tiny())
 	ctr.Train.Contrast = 0.5 // e has two consumers: the head's pooling and the contrast loss
-	for _, cfg := range []Config{Tiny(), withFiLM(Tiny()), ctr} {
+	for _, cfg := range []Config{Tiny(), withFiLM(Tiny()), ctr, withSym(Tiny())} {
 		grads := func(old bool) [][]float32 {
 			m := randomModel(t, NewCPU(1), cfg, 7)
 			tr, err := NewTrainer(m, SplitCompI, 10, 3)
@@ -58,7 +58,7 @@ func TestBackwardFirstWriteTrain(t *testing.T) {
 }
 
 func TestBackwardFirstWriteSearch(t *testing.T) {
-	for _, cfg := range []Config{Tiny(), withFiLM(Tiny())} {
+	for _, cfg := range []Config{Tiny(), withFiLM(Tiny()), withSym(Tiny())} {
 		m := randomModel(t, NewCPU(1), cfg, 5)
 		tb, err := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 3, 4, 9))
 		if err != nil {

@@ -18,7 +18,10 @@ const Skip = 0
 // executor's first layer is split into exe.0.weight_s (state columns) and
 // exe.0.weight_v (instruction columns) so no concatenation is needed. With
 // Exec "film" the FiLM Linears film.0 and film.1 (dv → 2H each, γ in output
-// rows 0…H−1 and β in rows H…2H−1, as recipe.py's chunk) come last.
+// rows 0…H−1 and β in rows H…2H−1, as recipe.py's chunk) come last. With
+// Exec "sym" there is no exe.* MLP: symW (L·ds, K·L·V), the per-symbol maps
+// W_k side by side as recipe.py's, and symB (K, L·V) follow Ev (which sym
+// does not read; kept so that the names and order are recipe.py's).
 type Model struct {
 	Cfg Config
 	B   Backend
@@ -33,6 +36,7 @@ type Model struct {
 	w2, b2, w3, b3      *Tensor
 	filmW, filmB        [2]*Tensor // FiLM layers (2H, dv), (2H); nil for mlp
 	ones                *Tensor    // (H) ones: 1+γ = γ + ones
+	symW, symB          *Tensor    // exec sym: (L·ds, K·L·V), (K, L·V); nil otherwise
 }
 
 type block struct {
@@ -75,6 +79,14 @@ func ParamSpecs(cfg Config) []ParamSpec {
 		ParamSpec{"Eio", []int{V, cfg.DS}},
 		ParamSpec{"P", []int{L, cfg.DS}},
 		ParamSpec{"Ev", []int{K, cfg.DV}},
+	)
+	if cfg.Sym() {
+		return append(s,
+			ParamSpec{"symW", []int{L * cfg.DS, K * L * V}},
+			ParamSpec{"symB", []int{K, L * V}},
+		)
+	}
+	s = append(s,
 		ParamSpec{"exe.0.weight_s", []int{cfg.H, L * cfg.DS}},
 		ParamSpec{"exe.0.weight_v", []int{cfg.H, cfg.DV}},
 		ParamSpec{"exe.0.bias", []int{cfg.H}},
@@ -112,6 +124,10 @@ func NewModel(b Backend, cfg Config) (*Model, error) {
 	m.lnfW, m.lnfB = g("lnf.weight"), g("lnf.bias")
 	m.h0W, m.h0B, m.h2W, m.h2B = g("head.0.weight"), g("head.0.bias"), g("head.2.weight"), g("head.2.bias")
 	m.eio, m.pp, m.ev = g("Eio"), g("P"), g("Ev")
+	if cfg.Sym() {
+		m.symW, m.symB = g("symW"), g("symB")
+		return m, nil
+	}
 	m.w1s, m.w1v, m.b1 = g("exe.0.weight_s"), g("exe.0.weight_v"), g("exe.0.bias")
 	m.w2, m.b2, m.w3, m.b3 = g("exe.2.weight"), g("exe.2.bias"), g("exe.4.weight"), g("exe.4.bias")
 	if cfg.FiLM() {
@@ -131,7 +147,8 @@ func NewModel(b Backend, cfg Config) (*Model, error) {
 // Init draws fresh parameters from the PyTorch reference's initialisers:
 // embeddings N(0,1); slot N(0,0.02²); Eio, P, Ev N(0,0.5²); Linear weights
 // and biases U(±1/√fan_in); attention in-projection Xavier-uniform with
-// zero bias; out-projection bias zero; LayerNorm weight 1, bias 0.
+// zero bias; out-projection bias zero; LayerNorm weight 1, bias 0; symW
+// N(0, 1/(L·ds)) and symB zero (recipe.py's exec sym).
 func (m *Model) Init(seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x4e4c49))
 	cfg := m.Cfg
@@ -161,6 +178,10 @@ func (m *Model) Init(seed uint64) {
 			normal(0.02)
 		case name == "Eio" || name == "P" || name == "Ev":
 			normal(0.5)
+		case name == "symW":
+			normal(1 / math.Sqrt(float64(cfg.L*cfg.DS)))
+		case name == "symB":
+			fill(0)
 		case strings.HasSuffix(name, "ln1.weight"), strings.HasSuffix(name, "ln2.weight"), name == "lnf.weight":
 			fill(1)
 		case strings.HasSuffix(name, "ln1.bias"), strings.HasSuffix(name, "ln2.bias"), name == "lnf.bias",
@@ -228,16 +249,44 @@ func (m *Model) Execute(tp *Tape, x, z *Tensor, tauD float32, noise *Tensor, har
 // s = pi·Eio + P (N, L, ds) enters layer 1 only as flatten(s)·W1sᵀ, which is
 // flatten(pi)·Wᵀ + flatten(P)·W1sᵀ with W[h, l·V+v] = Σ_j W1s[h, l·ds+j]·Eio[v, j]:
 // a product of width L·V instead of L·ds, and no embedding op per step.
+//
+// With Exec "sym" the same fold applies to every symbol's map, whose input
+// is the whole state embedding: W_k·flatten(pi·Eio + P) + b_k equals
+// flatten(pi)·Wf_k + Bf_k with Wf[l·V+v, k·L·V+j] = Σ_d Eio[v,d]·symW[l·ds+d, k·L·V+j]
+// (w, (L·V, K·L·V), MatMul's orientation like symW) and Bf = flatten(P)·symW + symB
+// (b, (K, L·V)).
 type firstLayer struct {
-	w *Tensor // (H, L·V)
-	b *Tensor // (H): b1 + flatten(P)·W1sᵀ
+	w *Tensor // (H, L·V); sym: Wf (L·V, K·L·V)
+	b *Tensor // (H): b1 + flatten(P)·W1sᵀ; sym: Bf (K, L·V)
+}
+
+// foldLen is the number of elements foldFirstLayer needs.
+func (m *Model) foldLen() int {
+	c := m.Cfg
+	if c.Sym() {
+		LV := c.L * c.V
+		return LV*c.K*LV + c.K*LV
+	}
+	return c.H*c.L*c.V + c.H
 }
 
 // foldFirstLayer computes the folded first layer from the current weights
-// into mem (at least H·L·V + H elements), which the caller owns.
+// into mem (at least foldLen elements), which the caller owns.
 func (m *Model) foldFirstLayer(mem *Memory) *firstLayer {
 	cfg, b := m.Cfg, m.B
 	H, L, V, DS := cfg.H, cfg.L, cfg.V, cfg.DS
+	if cfg.Sym() {
+		LV, KLV := L*V, cfg.K*L*V
+		f := &firstLayer{w: NewView(mem, 0, LV, KLV), b: NewView(mem, LV*KLV, cfg.K, LV)}
+		// Rows l·V … l·V+V−1 of Wf are Eio (V, ds) times rows l·ds … l·ds+ds−1 of symW.
+		w, sw := f.w.Reshape(L, V, KLV), m.symW.Reshape(L, DS, KLV)
+		for l := range L {
+			b.Gemm(w.Sub(l), m.eio, sw.Sub(l), false, false, V, KLV, DS, 1, 0)
+		}
+		b.Copy(f.b, m.symB)
+		b.Gemm(f.b, m.pp, m.symW, false, false, 1, KLV, L*DS, 1, 1)
+		return f
+	}
 	f := &firstLayer{w: NewView(mem, 0, H, L*V), b: NewView(mem, H*L*V, H)}
 	// W1s (H, L·ds) is (H·L, ds) row-major, so W (H·L, V) = W1s·Eioᵀ.
 	b.Gemm(f.w, m.w1s, m.eio, false, true, H*L, V, DS, 1, 0)
@@ -274,7 +323,8 @@ func (m *Model) stateEmbed(tp *Tape, pi *Tensor) *Tensor {
 // and their backward passes. With Exec "film" each hidden pre-activation
 // h (layer 1's full L1([s, v]), in either form) becomes h·(1+γ_l) + β_l
 // before its GELU; the FiLM terms depend only on the program, so they too
-// are computed once for all steps.
+// are computed once for all steps. With Exec "sym" the step network is
+// executeSym's, in either form.
 //
 // With rep > 1, z (and instr) hold one program per rep consecutive rows of x
 // (search: one per start, shared by the start's rep specification pairs):
@@ -307,6 +357,12 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 		return v
 	}
 	zT := tp.Transpose01(z) // (T, N/rep, K)
+	if cfg.Sym() {
+		if instr != nil {
+			panic("model: execute: exec sym reads no instruction embeddings")
+		}
+		return m.executeSym(tp, x, zT, tauD, noise, hard, f, rep)
+	}
 	if instr == nil {
 		instr = tp.MatMul(zT, m.ev) // (T, N, dv)
 	}
@@ -368,6 +424,53 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 			h = tp.Sub(noise, t)
 		}
 		pi = tp.SoftmaxMix(n, m.b3, h, tauD, pi, tp.Sub(zT, t), Skip)
+	}
+	return pi
+}
+
+// executeSym is execute for Exec "sym" (recipe.py --exec sym), zT (T, N/rep,
+// K) the transposed program. Each step's logits are n = Σ_k z_t,k (W_k s + b_k),
+// s = flatten(pi·Eio + P): the product h = s·symW (N, K·L·V) runs every
+// symbol's map, and Mul by z_t (each z_t,k repeated over its map's L·V
+// outputs), a mean over the K maps (PoolPairs) and a scale by K mix them.
+// The bias term z_t·symB depends on the program only and is computed for
+// all steps at once. With f (search) s·symW is flatten(pi)·Wf and symB is
+// Bf (see firstLayer): no state embedding, a product over L·V instead of
+// L·ds. The logits go into the SKIP-gated state update as for the MLP.
+func (m *Model) executeSym(tp *Tape, x, zT *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int) *Tensor {
+	cfg := m.Cfg
+	N, L, V, T, K := x.Dim(0), cfg.L, cfg.V, cfg.T, cfg.K
+	LV := L * V
+	W, B := m.symW, m.symB
+	if f != nil {
+		W, B = f.w, f.b
+	}
+	zb := tp.MatMul(zT, B) // (T, N/rep, L·V): Σ_k z_t,k b_k for every step
+	pi := tp.OneHot(x, V)  // (N, L, V)
+	for t := 0; t < T; t++ {
+		var s *Tensor
+		if f != nil {
+			s = tp.View(pi, 0, N, LV)
+		} else {
+			s = m.stateEmbed(tp, pi)
+		}
+		h := tp.MatMul(s, W) // (N, K·L·V): every symbol's map
+		zt, bt := tp.Sub(zT, t), tp.Sub(zb, t)
+		if rep > 1 {
+			zt, bt = tp.RepeatRows(zt, rep), tp.RepeatRows(bt, rep)
+		}
+		zr := tp.RepeatRows(tp.View(zt, 0, N*K, 1), LV) // z_t,k over its map's outputs
+		mix := tp.PoolPairs(tp.Mul(tp.View(h, 0, N*K, LV), zr), K, false)
+		n := tp.View(tp.AddScaled(bt, mix, float32(K)), 0, N, L, V) // Σ_k z_t,k (W_k s + b_k)
+		if hard {
+			pi = tp.SkipMix(pi, tp.ArgmaxOneHot(n), tp.Sub(zT, t), Skip)
+			continue
+		}
+		var h2 *Tensor
+		if noise != nil {
+			h2 = tp.Sub(noise, t)
+		}
+		pi = tp.SoftmaxMix(n, nil, h2, tauD, pi, tp.Sub(zT, t), Skip)
 	}
 	return pi
 }

@@ -20,6 +20,7 @@ import (
 var (
 	updateParityInputs     = flag.Bool("update-parity-inputs", false, "rewrite testdata/parity/inputs.{json,bin} (then rerun torch_parity.py)")
 	updateParityFiLMInputs = flag.Bool("update-parity-film-inputs", false, "rewrite testdata/parity/film_inputs.{json,bin} (then rerun torch_parity.py --exec film)")
+	updateParitySymInputs  = flag.Bool("update-parity-sym-inputs", false, "rewrite testdata/parity/sym_inputs.{json,bin} (then rerun torch_parity.py --exec sym)")
 )
 
 const parityDir = "testdata/parity"
@@ -130,6 +131,23 @@ func TestParityGoldenFiLM(t *testing.T) {
 	}
 }
 
+// TestParityGoldenSym checks the symbol-selected interpreter (Exec "sym")
+// against docs/experiments/recipe.py's NLI with --exec sym, on the tiny
+// model with K 8 and T 4 (symW, (L·ds, K·L·V), dominates the bundle) and a
+// random symB (Init's is zero), with the batch and noise as TestParityGolden.
+// Ev does not enter the loss: its gradient is zero on both sides.
+func TestParityGoldenSym(t *testing.T) {
+	if *updateParitySymInputs {
+		cfg := parityConfig()
+		cfg.Exec, cfg.K, cfg.T = ExecSym, 8, 4
+		makeParityInputs(t, NewCPU(2), cfg, "sym_inputs")
+	}
+	checkParity(t, "sym_inputs", "sym_golden")
+	if *updateParitySymInputs {
+		t.Logf("inputs rewritten: rerun torch_parity.py --exec sym to refresh sym_golden.*")
+	}
+}
+
 // checkParity runs one training-loss forward and backward on the bundle
 // inStem and compares it with the reference's outputs in goldStem.
 func checkParity(t *testing.T, inStem, goldStem string) {
@@ -222,14 +240,10 @@ func toI32(v []float32) []int32 {
 	return out
 }
 
-// makeParityInputs writes a fresh tiny model of cfg, a batch and noise to
-// the bundle stem.
+// makeParityInputs writes a fresh tiny model of cfg (with Exec "sym", a
+// random symB), a batch and noise to the bundle stem.
 func makeParityInputs(t *testing.T, b Backend, cfg Config, stem string) {
-	m, err := NewModel(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Init(7)
+	m := randomModel(t, b, cfg, 7)
 	rng := rand.New(rand.NewPCG(11, 12))
 	B, pairs := cfg.Train.Batch, cfg.Train.Pairs
 	N := B * pairs

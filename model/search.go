@@ -416,14 +416,18 @@ func (s *Searcher) StartGradient(tb *TaskBatch, sc SearchConfig, seed uint64) *G
 	b.UploadInt(r.xr, repeatInts(tb.XS, n, S, pairs*cfg.L))
 	b.UploadInt(r.yr, repeatInts(tb.YS, n, S, pairs*cfg.L))
 	if !s.Plain {
-		r.fl = m.foldFirstLayer(alloc(cfg.H*cfg.L*cfg.V + cfg.H))
-		// Transposed copies of the interpreter's frozen weights (Tape.Transposed).
-		r.wt = map[*Tensor]*Tensor{}
-		for _, w := range []*Tensor{r.fl.w, m.w1v, m.w2, m.w3} {
-			OC, C := w.Dim(0), w.Dim(1)
-			t := NewView(alloc(OC*C), 0, C, OC)
-			b.Transpose01(t, w, OC, C, 1, false)
-			r.wt[w] = t
+		r.fl = m.foldFirstLayer(alloc(m.foldLen()))
+		// Transposed copies of the interpreter's frozen weights
+		// (Tape.Transposed). Exec sym has none: its products are MatMuls,
+		// whose input gradient already multiplies by the transpose.
+		if !cfg.Sym() {
+			r.wt = map[*Tensor]*Tensor{}
+			for _, w := range []*Tensor{r.fl.w, m.w1v, m.w2, m.w3} {
+				OC, C := w.Dim(0), w.Dim(1)
+				t := NewView(alloc(OC*C), 0, C, OC)
+				b.Transpose01(t, w, OC, C, 1, false)
+				r.wt[w] = t
+			}
 		}
 	}
 	r.nz = NewView(alloc(n*S*T*cfg.K), 0, n*S, T, cfg.K)

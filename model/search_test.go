@@ -12,6 +12,8 @@ import (
 	"testing"
 )
 
+// randomModel is a freshly initialised model of cfg; with Exec "sym" its
+// symB (zero at Init) is drawn N(0, 0.5²) too, so that tests see the bias.
 func randomModel(t testing.TB, b Backend, cfg Config, seed uint64) *Model {
 	t.Helper()
 	m, err := NewModel(b, cfg)
@@ -19,6 +21,14 @@ func randomModel(t testing.TB, b Backend, cfg Config, seed uint64) *Model {
 		t.Fatal(err)
 	}
 	m.Init(seed)
+	if cfg.Sym() {
+		rng := rand.New(rand.NewPCG(seed, 0x73796d))
+		h := make([]float32, m.symB.Len())
+		for i := range h {
+			h[i] = float32(0.5 * rng.NormFloat64())
+		}
+		b.Upload(m.symB, h)
+	}
 	return m
 }
 
@@ -183,7 +193,7 @@ func executeForm(t *testing.T, m *Model, fold, hard bool, rep int, repeatFirst b
 	}
 	var f *firstLayer
 	if fold {
-		mem := b.Alloc(cfg.H*cfg.L*cfg.V + cfg.H)
+		mem := b.Alloc(m.foldLen())
 		defer b.Free(mem)
 		f = m.foldFirstLayer(mem)
 	}
@@ -207,7 +217,7 @@ func executeForm(t *testing.T, m *Model, fold, hard bool, rep int, repeatFirst b
 // 1e-4·max|ref| + 1e-3·|ref| (the package's forward and gradient
 // tolerances); hard states exactly.
 func TestExecuteSearchForm(t *testing.T) {
-	for _, cfg := range []Config{Tiny(), Default(), withFiLM(Tiny())} {
+	for _, cfg := range []Config{Tiny(), Default(), withFiLM(Tiny()), withSym(Tiny()), withSym(Default())} {
 		m := randomModel(t, NewCPU(2), cfg, 3)
 		for _, hard := range []bool{false, true} {
 			name := fmt.Sprintf("%s hard=%v", cfg.Name, hard)
@@ -236,7 +246,7 @@ func TestExecuteSearchForm(t *testing.T) {
 // the programs first, and their gradients up to the order of summation over
 // the pairs; in both interpreter forms, relaxed and hard.
 func TestExecuteRep(t *testing.T) {
-	for _, cfg := range []Config{Tiny(), withFiLM(Tiny())} {
+	for _, cfg := range []Config{Tiny(), withFiLM(Tiny()), withSym(Tiny())} {
 		m := randomModel(t, NewCPU(2), cfg, 3)
 		for _, fold := range []bool{false, true} {
 			for _, hard := range []bool{false, true} {
@@ -272,7 +282,12 @@ func TestExecuteRep(t *testing.T) {
 // (float rounding only; Adam's updates carry it along the trajectory).
 // TestExecuteSearchForm is the precise check; this one covers the run.
 func TestSearchFoldMatchesPlain(t *testing.T) {
-	cfg := Tiny()
+	for _, cfg := range []Config{Tiny(), withSym(Tiny())} {
+		t.Run(cfg.Name, func(t *testing.T) { testSearchFoldMatchesPlain(t, cfg) })
+	}
+}
+
+func testSearchFoldMatchesPlain(t *testing.T, cfg Config) {
 	m := randomModel(t, NewCPU(2), cfg, 5)
 	tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
 	sc := cfg.Search
@@ -326,12 +341,10 @@ func TestSearchStepAllocs(t *testing.T) {
 		name       string
 		workers    int
 		checkEvery int
-		film       bool
-	}{{"plain", 2, 1000, false}, {"check", 1, 1, false}, {"film check", 1, 1, true}} {
+		exec       string
+	}{{"plain", 2, 1000, ""}, {"check", 1, 1, ""}, {"film check", 1, 1, ExecFiLM}, {"sym check", 1, 1, ExecSym}} {
 		cfg := Tiny()
-		if c.film {
-			cfg = withFiLM(cfg)
-		}
+		cfg.Exec = c.exec
 		s := NewSearcher(randomModel(t, NewCPU(c.workers), cfg, 5))
 		tb, _ := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 2, 4, 3))
 		sc := cfg.Search

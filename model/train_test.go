@@ -25,6 +25,13 @@ func withFiLM(c Config) Config {
 	return c
 }
 
+// withSym is c with the symbol-selected interpreter (a weight set per symbol).
+func withSym(c Config) Config {
+	c.Name += "-sym"
+	c.Exec = ExecSym
+	return c
+}
+
 // withRecipe is c with every recipe option of docs/experiments/recipe.py on.
 func withRecipe(c Config) Config {
 	c.Name += "-recipe"
@@ -55,7 +62,12 @@ func newTestTrainer(t testing.TB, b Backend, cfg Config, steps int, seed uint64)
 // (With the SPEC schedule a fresh run's NLL does not fall within a few
 // hundred steps, in the PyTorch reference too; see docs/DESIGN.md.)
 func TestTrainFitsFixedBatch(t *testing.T) {
-	cfg := smallConfig()
+	for _, cfg := range []Config{smallConfig(), withSym(smallConfig())} {
+		t.Run(cfg.Name, func(t *testing.T) { testTrainFitsFixedBatch(t, cfg) })
+	}
+}
+
+func testTrainFitsFixedBatch(t *testing.T, cfg Config) {
 	tr := newTestTrainer(t, NewCPU(0), cfg, 1000, 1)
 	m, b := tr.M, tr.M.B
 	hx, hy := make([]int32, tr.x.Len()), make([]int32, tr.y.Len())
@@ -91,7 +103,7 @@ func TestTrainFitsFixedBatch(t *testing.T) {
 // TestResumeBitExact trains 6 steps straight and 3 + checkpoint + 3, and
 // expects identical losses and parameters, bit for bit.
 func TestResumeBitExact(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig()), withRecipe(withFiLM(smallConfig()))} {
+	for _, cfg := range []Config{smallConfig(), withFiLM(smallConfig()), withRecipe(withFiLM(smallConfig())), withRecipe(withSym(smallConfig()))} {
 		t.Run(cfg.Name, func(t *testing.T) { testResumeBitExact(t, cfg) })
 	}
 }
@@ -159,7 +171,7 @@ func testResumeBitExact(t *testing.T, cfg Config) {
 }
 
 func TestTrainStepAllocs(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig()))} {
+	for _, cfg := range []Config{smallConfig(), withRecipe(withFiLM(smallConfig())), withSym(smallConfig())} {
 		for _, w := range []int{1, 2} {
 			tr := newTestTrainer(t, NewCPU(w), cfg, 100, 0)
 			for i := 0; i < 2; i++ {
@@ -175,7 +187,7 @@ func TestTrainStepAllocs(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{Tiny(), Default(), withFiLM(Tiny())} {
+	for _, c := range []Config{Tiny(), Default(), withFiLM(Tiny()), withSym(Tiny())} {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 		}
@@ -201,6 +213,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(`{"name":"x","bogus":1}`)); err == nil {
 		t.Error("unknown config field accepted")
+	}
+	split := withSym(Tiny())
+	split.Train.SplitEvery = 10
+	if err := split.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("train.split_every")) {
+		t.Errorf("exec sym with symbol splitting: %v, want a train.split_every error", err)
 	}
 }
 

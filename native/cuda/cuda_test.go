@@ -301,10 +301,16 @@ func TestTrainParity(t *testing.T) {
 	film.Train.LambdaWarm, film.Train.NoiseRamp = 0.5, 0.5
 	film.Train.HeadLRMult, film.Train.EncLRMult = 0.2, 2
 	film.Train.Contrast, film.Train.ContrastFrac = 0.5, 0.5 // the task-identity loss, on for half the steps
+	// sym: the symbol-selected interpreter (exec sym, K 16, as
+	// docs/experiments/go/default-sym-k16.json), built from MatMul,
+	// RepeatRows with one-element rows, Mul, PoolPairs over the K maps and
+	// AddScaled.
+	sym := model.Default()
+	sym.Name, sym.Exec, sym.K = "sym", "sym", 16
 	for _, tc := range []struct {
 		name string
 		cfg  model.Config
-	}{{"default", model.Default()}, {"film-recipe", film}} {
+	}{{"default", model.Default()}, {"film-recipe", film}, {"sym", sym}} {
 		t.Run(tc.name, func(t *testing.T) { trainParity(t, b, tc.cfg) })
 	}
 }

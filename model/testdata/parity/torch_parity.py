@@ -17,6 +17,13 @@ whose default flags are the reference's, with its FiLM step network:
   go test ./model -run TestParityGoldenFiLM -update-parity-film-inputs
   python3 torch_parity.py --ref docs/experiments/recipe.py --exec film \
       --inputs film_inputs --golden film_golden --dir model/testdata/parity
+
+and the symbol-selected interpreter's (TestParityGoldenSym) likewise, with --exec sym (its Ev
+takes no part in the loss; its gradient is written as zeros):
+
+  go test ./model -run TestParityGoldenSym -update-parity-sym-inputs
+  python3 torch_parity.py --ref docs/experiments/recipe.py --exec sym \
+      --inputs sym_inputs --golden sym_golden --dir model/testdata/parity
 """
 import argparse, importlib.util, json, os
 import numpy as np
@@ -108,7 +115,7 @@ def main():
     out = [("logits", logits.detach()), ("mean_logits", mean_logits), ("pi", lp.detach().exp()),
            ("nll", nll.detach().reshape(1)), ("reg", reg.detach().reshape(1)), ("loss", loss.detach().reshape(1))]
     for name, p in model.named_parameters():
-        g = p.grad.detach()
+        g = p.grad.detach() if p.grad is not None else torch.zeros_like(p)  # exec sym: Ev is unused
         if name == "exe.0.weight":
             ns_ = L * c["ds"]
             out += [("grad/exe.0.weight_s", g[:, :ns_]), ("grad/exe.0.weight_v", g[:, ns_:])]
