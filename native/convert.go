@@ -1,8 +1,9 @@
 // native convert: turns a raw weights bundle exported from the PyTorch
 // reference (docs/experiments/export_torch.py: weights.json + weights.bin)
 // into a .nliw.sz weights file, checking every name and shape against the
-// config; or, with --weights and --set, rewrites a weights file's search
-// settings.
+// config; with --weights and --set, rewrites a weights file's search
+// settings; with --weights of a training checkpoint, writes its model
+// weights alone (no optimiser state) as a weights file.
 
 package main
 
@@ -41,17 +42,27 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	cfgName := fs.String("config", "default", "config preset or JSON file the weights belong to")
 	out := fs.String("out", "", "output .nliw.sz file (required)")
 	f16 := fs.Bool("f16", false, "store float16 on disk")
-	from := fs.String("weights", "", "instead of --bundle: a .nliw.sz file whose search settings --set changes (tensors, provenance and hash kept)")
+	from := fs.String("weights", "", "instead of --bundle: a .nliw.sz file whose search settings --set changes (tensors, provenance and hash kept), or a training checkpoint whose model weights become a weights file (optimiser state dropped; --set optional)")
 	var sets setFlags
 	fs.Var(&sets, "set", "with --weights: "+searchSetUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *from != "" {
-		if *dir != "" || *out == "" || len(sets) == 0 {
-			return fmt.Errorf("--weights takes --out and at least one --set, and no --bundle")
+		if *dir != "" || *out == "" {
+			return fmt.Errorf("--weights takes --out, and no --bundle")
 		}
-		return rewriteSearch(*from, *out, sets, *f16, stdout)
+		wf, err := model.ReadWeightsFile(*from)
+		if err != nil {
+			return err
+		}
+		if wf.Kind == model.WeightsKindCheckpoint {
+			return checkpointWeights(wf, *from, *out, sets, *f16, stdout)
+		}
+		if len(sets) == 0 {
+			return fmt.Errorf("--weights %s is a weights file: give at least one --set (only a checkpoint converts without one)", *from)
+		}
+		return rewriteSearch(wf, *from, *out, sets, *f16, stdout)
 	}
 	if len(sets) > 0 {
 		return fmt.Errorf("--set goes with --weights (a trained file), not --bundle (use --config for the bundle's config)")
@@ -121,13 +132,45 @@ func cmdConvert(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// rewriteSearch writes the weights file in with its config's search section
-// changed by sets (search.* keys only), everything else as it was.
-func rewriteSearch(in, out string, sets []string, f16 bool, stdout io.Writer) error {
-	wf, err := model.ReadWeightsFile(in)
+// checkpointWeights writes the model weights of the training checkpoint wf
+// (read from in) as a weights file: the parameters only, checked against the
+// config by loading them, with the checkpoint's provenance (split, step,
+// seed, command) and a note of the conversion; sets may change the search
+// settings as rewriteSearch's do.
+func checkpointWeights(wf *model.WeightsFile, in, out string, sets []string, f16 bool, stdout io.Writer) error {
+	m, err := model.LoadModel(model.NewCPU(1), wf, in)
 	if err != nil {
 		return err
 	}
+	if len(sets) > 0 {
+		if m.Cfg.Search, err = applySearchSets(m.Cfg, sets); err != nil {
+			return err
+		}
+	}
+	prov := wf.Provenance
+	prov.Command += fmt.Sprintf("; weights of this checkpoint (step %d) written by native convert --weights", prov.Steps)
+	if len(sets) > 0 {
+		prov.Command += " --set " + strings.Join(sets, " --set ")
+	}
+	w, err := m.Weights(prov)
+	if err != nil {
+		return err
+	}
+	dt := model.DTypeF32
+	if f16 {
+		dt = model.DTypeF16
+	}
+	if err := model.WriteWeightsFile(out, w, dt); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d tensors of checkpoint %s at step %d, %s)\n", out, len(w.Tensors), in, prov.Steps, dt)
+	return nil
+}
+
+// rewriteSearch writes the weights file wf (read from in) with its config's
+// search section changed by sets (search.* keys only), everything else as it
+// was.
+func rewriteSearch(wf *model.WeightsFile, in, out string, sets []string, f16 bool, stdout io.Writer) error {
 	cfg, err := model.ParseConfig(wf.Config)
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)

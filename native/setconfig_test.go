@@ -155,3 +155,47 @@ func TestConvertSearchSettings(t *testing.T) {
 		t.Errorf("output after refused rewrites: %v", err)
 	}
 }
+
+// TestConvertCheckpoint: convert --weights of a training checkpoint writes its
+// model parameters alone, bit for bit, as a weights file that records the step.
+func TestConvertCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	mustRun(t, "train", "--split", "shift-l", "--config", "tiny", "--steps", "6", "--seed", "3",
+		"--batch", "4", "--save-every", "2", "--quiet", "--out", run, "--stop-after", "4")
+	ck := filepath.Join(run, checkpointFile)
+	out := filepath.Join(dir, "w.nliw.sz")
+	if got := mustRun(t, "convert", "--weights", ck, "--out", out); !strings.Contains(got, "at step 4") {
+		t.Errorf("convert of a checkpoint: %q", got)
+	}
+	a, err := model.ReadWeightsFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.ReadWeightsFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Kind != model.WeightsKindWeights || len(b.Extra) != 0 {
+		t.Errorf("converted file: kind %q, extra %q; want weights and none", b.Kind, b.Extra)
+	}
+	if b.Provenance.Steps != 4 || b.Provenance.Seed != 3 || !strings.Contains(b.Provenance.Command, "checkpoint (step 4)") {
+		t.Errorf("provenance %+v", b.Provenance)
+	}
+	cfg, _ := model.ParseConfig(a.Config)
+	specs := model.ParamSpecs(cfg)
+	if len(b.Tensors) != len(specs) || len(a.Tensors) <= len(specs) {
+		t.Fatalf("tensors: checkpoint %d, weights %d, parameters %d", len(a.Tensors), len(b.Tensors), len(specs))
+	}
+	for _, s := range specs {
+		x, ok1 := a.Tensor(s.Name)
+		y, ok2 := b.Tensor(s.Name)
+		if !ok1 || !ok2 || !slices.Equal(x.Data, y.Data) {
+			t.Errorf("parameter %s differs between checkpoint and weights (%v %v)", s.Name, ok1, ok2)
+		}
+	}
+	// A weights file (not a checkpoint) still needs a --set.
+	if code, _, errs := runCLI(t, "convert", "--weights", out, "--out", filepath.Join(dir, "x.nliw.sz")); code != 2 || !strings.Contains(errs, "at least one --set") {
+		t.Errorf("convert of a weights file without --set: exit %d, %q", code, errs)
+	}
+}
