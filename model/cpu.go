@@ -930,6 +930,15 @@ func (c *CPU) RepeatRows(out, inp *Tensor, R, m, C int) {
 	CheckDims("model: RepeatRows: negative dimension", R, m, C)
 	os := f32(out, R*m*C, "model: RepeatRows: out shorter than R·m·C")
 	is := f32(inp, R*C, "model: RepeatRows: inp shorter than R·C")
+	if C == 1 { // one-element rows (exec sym's z_t,k over its map's outputs): a fill, not m copies
+		for r, v := range is {
+			o := os[r*m : (r+1)*m]
+			for j := range o {
+				o[j] = v
+			}
+		}
+		return
+	}
 	for r := range R {
 		for j := range m {
 			copy(os[(r*m+j)*C:(r*m+j+1)*C], is[r*C:(r+1)*C])

@@ -25,10 +25,13 @@ func withFiLM(c Config) Config {
 	return c
 }
 
-// withSym is c with the symbol-selected interpreter (a weight set per symbol).
+// withSym is c with the symbol-selected interpreter (a weight set per
+// symbol) and K 8: every symbol's map runs on every row, so K 16 would
+// double the cost of the tests (-race runs).
 func withSym(c Config) Config {
 	c.Name += "-sym"
 	c.Exec = ExecSym
+	c.K = 8
 	return c
 }
 
