@@ -497,6 +497,42 @@ func TestShippedShiftL(t *testing.T) {
 	}
 }
 
+// TestShippedShiftP answers shift-p OOD tasks with the shipped
+// symbol-selected-interpreter weights (skipped when they are absent): the
+// first three tasks of `native gen --split shift-p --part ood --seed 1234`,
+// held-out shifts the model writes as copies of its rotl-1 symbol 14.
+func TestShippedShiftP(t *testing.T) {
+	b, err := os.ReadFile("../weights/shift-p-go-sym-s0.nliw.sz")
+	if err != nil {
+		t.Skipf("no shipped weights: %v", err)
+	}
+	nli := api(t)
+	if _, err := call(t, nli, "loadWeights", jsBytes(t, b), obj(t, `{"name": "shift-p-go-sym-s0"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range model.GenTasks(model.SplitShiftP, model.PartOOD, 3, 4, 1234) {
+		v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r resultJSON
+		decode(t, v, &r)
+		t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
+		if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
+			t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
+		}
+	}
+	v, err := call(t, nli, "language", `{"inputs": [[0,1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9]], "symbols": [14, 3]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lang []symbolJSON
+	decode(t, v, &lang)
+	if len(lang) != 2 || lang[0].Acts != "rotl 1" || lang[1].Acts != "rotl 7" {
+		t.Errorf("language(14, 3) = %+v, want rotl 1 and rotl 7", lang)
+	}
+}
+
 // BenchmarkSearch is the search of serve's browser benchmark (8 starts × 20
 // steps, one check at the end) under node, calling the model directly: it
 // compares wasm builds (flags, GOWASM) without a browser.
