@@ -15,12 +15,13 @@
 # and anything sweep.sh / go_sweep.sh read (TIMEOUT, DEADLINE, ...).
 #
 # At the end $OUT holds results.tar.xz (every job's summary.txt and all_logs.txt, and the check's
-# logs and fresh PTX), the Go runs' weights as NN_NAME.nliw.sz (the final weights, or the checkpoint
-# of a run stopped by its time limit; at most KEEP_WEIGHTS=6 files, since the device machine brings
-# back 8 files of 16 MB), and the summaries are printed last.
+# logs and fresh PTX), the Go runs' weights as NN_NAME.nliw.sz (the final weights, or those of the
+# checkpoint of a run stopped by its time limit, converted by native convert; at most KEEP_WEIGHTS=5
+# files, since the device machine brings back 8 files of 16 MiB, 64 MiB together), and the
+# summaries are printed last.
 set -u
 [ $# -ge 1 ] || { sed -n '2,20p' "$0"; exit 2; }
-OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-6}
+OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-5}
 export MAX_SEQS=${MAX_SEQS:-8192}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
 mkdir -p "$OUT"
@@ -43,11 +44,19 @@ for job in "$@"; do
   echo "job $name on GPU $gpu: $job"
 done
 wait
+# A checkpoint (a run stopped by its time limit) holds the optimiser's moments too, 3x the weights
+# (30 MB for exec sym): convert it to its weights alone, which fit the 16 MiB a file brought back.
 kept=0
 for d in /tmp/multi_gpu_j*/runs*/*/; do
   [ -d "$d" ] || continue
-  w=$d/model.nliw.sz; [ -f "$w" ] || w=$d/checkpoint.nliw.sz
-  if [ -f "$w" ] && (( kept < KEEP_WEIGHTS )); then cp "$w" "$OUT/$(basename "$d").nliw.sz"; kept=$((kept + 1)); fi
+  (( kept < KEEP_WEIGHTS )) || break
+  dst=$OUT/$(basename "$d").nliw.sz
+  if [ -f "$d/model.nliw.sz" ]; then cp "$d/model.nliw.sz" "$dst"
+  elif [ -f "$d/checkpoint.nliw.sz" ]; then
+    "${NATIVE:-bin/native}" convert --weights "$d/checkpoint.nliw.sz" --out "$dst" >/dev/null || continue
+  else continue; fi
+  if (( $(stat -c %s "$dst") > 16000000 )); then echo "multi_gpu: $dst is over 16 MB, not brought back" >&2; rm -f "$dst"; continue; fi
+  kept=$((kept + 1))
 done
 cd "$OUT" || exit 1
 parts=$(ls -d j* 2>/dev/null)
