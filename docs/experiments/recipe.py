@@ -387,7 +387,7 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
     z = F.one_hot(am, K).float()
     sym = model.exec_kind == "sym"
     if sym:                                                          # no instruction embedding: the per-slot
-        g, nll = _sym_slot_grads(model, x, y, z, td)                 # gradient of the symbol's own map
+        g, nll, sts, dns = _sym_slot_grads(model, x, y, z, td)       # gradient of the symbol's own map
     else:
         instr = (z @ model.Ev).detach().requires_grad_(True)        # (B, m, T, dv)
         lp = model.execute(x, z, td, noise=False, instr=instr)
@@ -430,7 +430,10 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
         D = dead[0]
         out = model.head[2]
         capped = 0
-        if sym:                                                      # the discriminant in units of the spread
+        if sym and a.split_route == "map":                           # D's head row is A's, its bias lower by
+            out.weight[D] = out.weight[A]                            # split_delta: no slot turns to D, which
+            out.bias[D] = out.bias[A] - a.split_delta                # the program noise samples on A's slots
+        elif sym:                                                    # the discriminant in units of the spread
             wn = w / w2.sqrt()                                       # of A's slots along it, and D's bias
             sp = ((hs - mid) @ wn).std().clamp_min(1e-6)             # capped so that no slot of another
             wD = out.weight[A] + a.split_alpha * wn / sp             # symbol (or SKIP) turns to D
@@ -451,6 +454,15 @@ def split_symbol(model, opt, a, x, y, idx, td, step):
             model.symW[:, D * LV:(D + 1) * LV] = model.symW[:, A * LV:(A + 1) * LV]  # from D's tasks only
             model.symB[D] = model.symB[A]
             rows.append((model.symB, D, A))
+            if a.split_route == "map":                               # ... one step down the plus side's
+                ps = sel & torch.zeros_like(sel).masked_scatter(sel, plus)   # gradient of A's map, so that
+                GW = torch.einsum("nc,nj->cj", sts[ps], dns[ps])     # the plus side's tasks do better on D
+                Gb = dns[ps].sum(0)                                  # and the inductor's own gradient routes
+                wa = torch.cat([model.symW[:, A * LV:(A + 1) * LV], model.symB[A][None]], 0)   # them there
+                gc = torch.cat([GW, Gb[None]], 0)
+                step_ = a.split_eta * wa.norm() * gc / gc.norm().clamp_min(1e-12)
+                model.symW[:, D * LV:(D + 1) * LV] -= step_[:-1]
+                model.symB[D] -= step_[-1]
         else:
             ea = model.Ev[A].clone()
             model.Ev[D] = ea - a.split_eta * ea.norm() * u           # A stays: its tasks lose nothing
@@ -482,11 +494,14 @@ def _sym_slot_grads(model, x, y, z, td):
     step reads, n_t its output logits; z one-hot and no noise, so slot t's symbol alone made n_t),
     reduced to its two marginals that do not depend on the random input: the value map (V x V, summed
     over positions, same position in and out) and the position map (L x L, summed over values, same
-    value in and out). Returns them (B, m, T, V*V + L*L) and the NLL (B, m)."""
+    value in and out). Returns them (B, m, T, V*V + L*L), the NLL (B, m), and per slot the state
+    embedding the step read (B, m, T, L*ds) and dNLL/dn_t (B, m, T, L*V), whose outer product summed
+    over slots is the gradient of the symbol's map (--split_route map)."""
     pi = F.one_hot(x, V).float()
-    ins, outs = [], []
+    ins, outs, sts = [], [], []
     for t in range(model.T):
         st = (pi @ model.Eio + model.P).flatten(-2)
+        sts.append(st.detach())
         zt = z[..., t, :]
         h = (st @ model.symW).reshape(*st.shape[:-1], model.K, L * V)
         n = (zt.unsqueeze(-2) @ h).squeeze(-2) + zt @ model.symB
@@ -503,7 +518,9 @@ def _sym_slot_grads(model, x, y, z, td):
         gv = torch.einsum("...lv,...lw->...vw", p_, d_).flatten(-2)      # value map: v at l -> w at l
         gp = torch.einsum("...lv,...kv->...lk", p_, d_).flatten(-2)      # position map: v at l -> v at k
         g.append(torch.cat([gv, gp], -1))
-    return torch.stack(g, -2), nll.detach()
+    sts = torch.stack(sts, -2)                                        # (B, m, T, L*ds): what each step read
+    dns = torch.stack([n_.grad for n_ in outs], -2)                  # (B, m, T, L*V): dNLL/dn_t
+    return torch.stack(g, -2), nll.detach(), sts, dns
 
 
 def train(model, a, device, log_every):
@@ -800,6 +817,11 @@ def parse(argv=None):
     A("--split_end", type=float, default=0.7, help="no splits after this fraction of training")
     A("--split_eta", type=float, default=0.1, help="split: the new symbol's embedding is Ev[A] - eta x |Ev[A]| x u")
     A("--split_alpha", type=float, default=4.0, help="split: logit margin (x 1/2) of the head's discriminant at the side means")
+    A("--split_route", default="head", choices=["head", "map"],
+      help="exec sym: head = D's head row is A's plus the capped discriminant; map = D's head row is A's "
+           "with its bias lower by --split_delta, and D's map is A's one step (--split_eta, relative) down "
+           "the gradient of the plus side's NLL, so the inductor's own gradient routes those tasks to D")
+    A("--split_delta", type=float, default=0.5, help="split_route map: D's head bias is A's minus this")
     A("--skip_bias", type=float, default=0.0, help="added to the SKIP logit bias at init")
     A("--curr_t0", type=int, default=0, help="short-program curriculum: start with this many active slots (0: off)")
     A("--curr_frac", type=float, default=0.3, help="active slots grow linearly to T over this fraction")
