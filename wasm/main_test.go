@@ -461,6 +461,23 @@ func TestActsAs(t *testing.T) {
 	}
 }
 
+// searchRight searches task with the loaded model (8 starts × 40 steps,
+// seed 0) and checks that the answer is right and the program acts as the
+// task's hidden program.
+func searchRight(t *testing.T, nli safejs.Value, task model.Task) {
+	t.Helper()
+	v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r resultJSON
+	decode(t, v, &r)
+	t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
+	if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
+		t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
+	}
+}
+
 // TestShippedShiftL answers a known shift-l OOD task with the shipped
 // weights (skipped when they are absent): the task is shift-l/ood/000004
 // of `native gen --split shift-l --part ood --seed 1234`, a rotl 10 that 8
@@ -475,18 +492,9 @@ func TestShippedShiftL(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := model.GenTasks(model.SplitShiftL, model.PartOOD, 5, 4, 1234)[4]
-	v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r resultJSON
-	decode(t, v, &r)
-	t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
-	if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
-		t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
-	}
+	searchRight(t, nli, task)
 	in, _ := json.Marshal([][]int{task.Test[0].Input, task.Train[0].Input})
-	v, err = call(t, nli, "language", `{"inputs": `+string(in)+`, "symbols": [52]}`)
+	v, err := call(t, nli, "language", `{"inputs": `+string(in)+`, "symbols": [52]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,16 +519,7 @@ func TestShippedShiftP(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, task := range model.GenTasks(model.SplitShiftP, model.PartOOD, 3, 4, 1234) {
-		v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r resultJSON
-		decode(t, v, &r)
-		t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
-		if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
-			t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
-		}
+		searchRight(t, nli, task)
 	}
 	v, err := call(t, nli, "language", `{"inputs": [[0,1,2,3,4,5,6,7,8,9,0,1,2,3,4,5,6,7,8,9]], "symbols": [14, 3]}`)
 	if err != nil {
