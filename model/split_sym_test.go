@@ -26,6 +26,15 @@ func headLogits(tr *Trainer) []float32 {
 	return h
 }
 
+// symSplitConfig is the sym test config with a batch of 4 specifications
+// (192 slots): the split's eigendecomposition is the slow part under -race
+// (TestSplitResumeBitExact).
+func symSplitConfig() Config {
+	c := withSym(smallConfig())
+	c.Train.Batch = 4
+	return c
+}
+
 // TestSplitSymbolSym: with every slot on symbol 3, and with 3 and 5 sharing
 // the batch (so that the bias cap matters), a split copies A's map (symW
 // columns, symB row) and their moments to D bit for bit, sets D's head row
@@ -42,6 +51,7 @@ func TestSplitSymbolSym(t *testing.T) {
 }
 
 func testSplitSymbolSym(t *testing.T, mixed bool) {
+	// Batch 8: with 4, the cap leaves all of A's slots on A in the mixed case.
 	cfg := withSym(smallConfig())
 	cfg.Train.SplitEvery, cfg.Train.SplitStart = 1, 1000 // TrainStep does not split; the test calls splitSymbol
 	tr := newTestTrainer(t, NewCPU(2), cfg, 10, 1)
@@ -163,39 +173,11 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 	}
 }
 
-// TestSplitSymDeterministic: the same split on the same state twice (two
-// trainers from the same seed) gives the same event and parameters.
-func TestSplitSymDeterministic(t *testing.T) {
-	cfg := withSym(smallConfig())
-	cfg.Train.SplitEvery, cfg.Train.SplitStart = 1, 1000
-	run := func() (*SplitEvent, []NamedTensor) {
-		tr := newTestTrainer(t, NewCPU(2), cfg, 10, 4)
-		forceSymbol(t, tr, 2)
-		if err := tr.nextBatch(); err != nil {
-			t.Fatal(err)
-		}
-		ev, err := tr.splitSymbol(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ev, tr.M.P.Export(true)
-	}
-	e1, p1 := run()
-	e2, p2 := run()
-	if e1.Skipped != "" || e1.ToD != e2.ToD || e1.TopShare != e2.TopShare || e1.Capped != e2.Capped {
-		t.Fatalf("splits differ: %+v vs %+v", e1, e2)
-	}
-	for i := range p1 {
-		if !slices.Equal(p1[i].Data, p2[i].Data) {
-			t.Fatalf("%s differs between two identical splits", p1[i].Name)
-		}
-	}
-}
-
 // TestSymProbeGradient: executeSymProbe's result is Execute's bit for bit,
-// and its probe's gradient is the NLL's gradient with respect to each
-// step's logits: central differences of one pair's NLL (in float64 from the
-// float32 states) when the probe element is moved by ±ε.
+// the probe's gradient is zero at SKIP slots, and elsewhere it is the NLL's
+// gradient with respect to the step's logits: central differences of one
+// pair's NLL (in float64 from the float32 states) when the probe element
+// (the slot's largest) is moved by ±ε, at 12 slots.
 func TestSymProbeGradient(t *testing.T) {
 	cfg := withSym(smallConfig())
 	b := NewCPU(1)
@@ -277,7 +259,7 @@ func TestSymProbeGradient(t *testing.T) {
 					j = i
 				}
 			}
-			if math.Abs(float64(row[j])) < 1e-3 { // below the float32 differences' resolution
+			if math.Abs(float64(row[j])) < 1e-3 || checked == 12 { // below the float32 differences' resolution; enough
 				continue
 			}
 			const eps = 1e-2
@@ -288,7 +270,7 @@ func TestSymProbeGradient(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 5 {
+	if checked < 12 {
 		t.Fatalf("only %d slots checked", checked)
 	}
 }

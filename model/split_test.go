@@ -141,7 +141,7 @@ func TestSplitSymbol(t *testing.T) {
 // TestSplitSymbol), with the MLP and with the sym interpreter, gives the
 // same losses when stopped and resumed.
 func TestSplitResumeBitExact(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), withSym(smallConfig())} {
+	for _, cfg := range []Config{smallConfig(), symSplitConfig()} {
 		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
 	}
 }
