@@ -35,8 +35,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 // SplitEvent reports one split, or why none was made.
@@ -243,7 +241,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	// 3. The projections of the slots' gradients on their top principal
 	// direction. MLP: u from a power iteration on the centred dv×dv
 	// scatter, from a fixed start; sym: rows of unit length, centred, and
-	// an exact symmetric eigendecomposition (topProjection).
+	// the top eigenvector by power iteration to convergence (topProjection).
 	var proj, u []float64
 	if cfg.Sym() {
 		var share float64
@@ -530,12 +528,14 @@ func symMarginals(pi, dn []float32, L, V int) []float64 {
 // topProjection returns each row of G's projection on the top principal
 // direction of the rows normalised to unit length and centred (recipe.py's
 // split for exec sym: the top eigenvector of their Gram matrix), and that
-// direction's share of their variance; nil if they do not vary. It
-// diagonalises the smaller of the n×n Gram matrix and the p×p scatter (the
-// same nonzero eigenvalues; the scatter's top eigenvector u gives the Gram's
-// as Gc·u up to scale), so the cost stays bounded for a batch's thousands of
-// slots. The eigenvector's sign is arbitrary, so the projection is signed
-// to make its largest-magnitude element (the first of ties) positive.
+// direction's share of their variance; nil if they do not vary. It takes
+// the top eigenvector (topEigen) of the smaller of the n×n Gram matrix and
+// the p×p scatter (the same nonzero eigenvalues; the scatter's top
+// eigenvector u gives the Gram's as Gc·u up to scale), so the cost stays
+// bounded for a batch's thousands of slots. The eigenvector's sign is
+// arbitrary, so the projection is signed to make its largest-magnitude
+// element (the first of ties) positive. (No LAPACK: gonum's would add its
+// package initialisation to the browser module, 118 KB.)
 func topProjection(G [][]float64) (proj []float64, share float64) {
 	if len(G) == 0 {
 		return nil, 0
@@ -543,8 +543,7 @@ func topProjection(G [][]float64) (proj []float64, share float64) {
 	return topProjectionBy(G, len(G) <= len(G[0]))
 }
 
-// topProjectionBy is topProjection diagonalising the Gram matrix (gram) or
-// the scatter.
+// topProjectionBy is topProjection on the Gram matrix (gram) or the scatter.
 func topProjectionBy(G [][]float64, gram bool) (proj []float64, share float64) {
 	n, p := len(G), len(G[0])
 	Gc := make([][]float64, n)
@@ -566,62 +565,55 @@ func topProjectionBy(G [][]float64, gram bool) (proj []float64, share float64) {
 			g[j] -= mean[j]
 		}
 	}
-	var S *mat.SymDense
+	// S: the Gram matrix (n×n) or the scatter (p×p), row-major.
+	m := p
 	if gram {
-		S = mat.NewSymDense(n, nil)
+		m = n
+	}
+	S := make([]float64, m*m)
+	if gram {
 		for i := range n {
 			for k := i; k < n; k++ {
 				d := 0.0
 				for j := range p {
 					d += Gc[i][j] * Gc[k][j]
 				}
-				S.SetSym(i, k, d)
+				S[i*n+k], S[k*n+i] = d, d
 			}
 		}
 	} else {
-		c := make([]float64, p*p)
 		for _, g := range Gc {
 			for a, ga := range g {
 				if ga == 0 {
 					continue
 				}
-				row := c[a*p : (a+1)*p]
+				row := S[a*p : (a+1)*p]
 				for b := a; b < p; b++ {
 					row[b] += ga * g[b]
 				}
 			}
 		}
-		S = mat.NewSymDense(p, nil)
 		for a := range p {
-			for b := a; b < p; b++ {
-				S.SetSym(a, b, c[a*p+b])
+			for b := a + 1; b < p; b++ {
+				S[b*p+a] = S[a*p+b]
 			}
 		}
 	}
-	var es mat.EigenSym
-	if !es.Factorize(S, true) {
-		return nil, 0
-	}
-	vals := es.Values(nil) // ascending
-	var vecs mat.Dense
-	es.VectorsTo(&vecs)
-	top, total := vals[len(vals)-1], 0.0
-	for _, v := range vals {
-		total += max(v, 0)
+	top, vec := topEigen(S, m)
+	total := 0.0 // the trace: the sum of the eigenvalues
+	for i := range m {
+		total += S[i*m+i]
 	}
 	if !(top > 1e-12) { // the rows have unit length: equal directions
 		return nil, 0
 	}
 	proj = make([]float64, n)
-	last := len(vals) - 1
 	if gram {
-		for i := range n {
-			proj[i] = vecs.At(i, last)
-		}
+		copy(proj, vec)
 	} else {
 		for i, g := range Gc {
 			for j, v := range g {
-				proj[i] += v * vecs.At(j, last)
+				proj[i] += v * vec[j]
 			}
 		}
 	}
@@ -637,4 +629,59 @@ func topProjectionBy(G [][]float64, gram bool) (proj []float64, share float64) {
 		}
 	}
 	return proj, top / total
+}
+
+// topEigen returns the largest eigenvalue of the symmetric positive
+// semi-definite S (m×m, row-major) and its unit eigenvector, by power
+// iteration from S's column of the largest diagonal element (deterministic;
+// a fixed start like all ones lies in a centred Gram matrix's null space)
+// until the vector moves by less than 1e-12, at most 20 000 iterations.
+// Eigenvalues closer than that resolves are a tie whose direction the
+// split cannot rely on either way.
+func topEigen(S []float64, m int) (float64, []float64) {
+	j := 0
+	for i := range m {
+		if S[i*m+i] > S[j*m+j] {
+			j = i
+		}
+	}
+	u, w := make([]float64, m), make([]float64, m)
+	nrm := 0.0
+	for i := range m {
+		u[i] = S[i*m+j]
+		nrm += u[i] * u[i]
+	}
+	if nrm == 0 {
+		return 0, u
+	}
+	for i := range u {
+		u[i] /= math.Sqrt(nrm)
+	}
+	lambda := 0.0
+	for range 20000 {
+		lambda, nrm = 0, 0 // the Rayleigh quotient u·Su, ‖Su‖²
+		for i := range m {
+			d := 0.0
+			for k, v := range S[i*m : (i+1)*m] {
+				d += v * u[k]
+			}
+			w[i] = d
+			lambda += u[i] * d
+			nrm += d * d
+		}
+		if nrm == 0 {
+			return 0, u
+		}
+		nrm = math.Sqrt(nrm)
+		moved := 0.0
+		for i := range m {
+			d := w[i] / nrm
+			moved += (d - u[i]) * (d - u[i])
+			u[i] = d
+		}
+		if moved < 1e-24 {
+			break
+		}
+	}
+	return lambda, u
 }
