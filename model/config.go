@@ -84,8 +84,9 @@ type TrainConfig struct {
 	LRMin float64 `json:"lr_min,omitempty"`
 	// SplitEvery runs a gradient-guided symbol split (split.go) every N
 	// steps from step SplitStart while the run's fraction done is below
-	// SplitEnd; 0 (unset) means never. SplitEta (default 0.1) and
-	// SplitAlpha (default 4) size the split.
+	// SplitEnd; 0 (unset) means never. SplitEta (default 0.1; not with
+	// exec sym, whose split moves no E_v) and SplitAlpha (default 4) size
+	// the split.
 	SplitEvery int     `json:"split_every,omitempty"`
 	SplitStart int     `json:"split_start,omitempty"`
 	SplitEnd   float64 `json:"split_end,omitempty"`
@@ -270,10 +271,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))
 	}
 	frac("train.split_end", t.SplitEnd)
-	if t.SplitEvery > 0 && c.Sym() {
-		// A split moves a symbol's instruction embedding E_v, which exec sym
-		// does not read (recipe.py's split_symbol fails there too).
-		errs = append(errs, fmt.Errorf("config: train.split_every = %d with exec %q: symbol splitting needs the instruction embedding, which exec sym does not use", t.SplitEvery, ExecSym))
+	if t.SplitEta != 0 && c.Sym() {
+		// Exec sym's split copies A's map to D and moves no instruction
+		// embedding (exec sym does not read E_v), so η would be ignored.
+		errs = append(errs, fmt.Errorf("config: train.split_eta = %g with exec %q: exec sym's split moves no instruction embedding (leave it 0)", t.SplitEta, ExecSym))
 	}
 	if !(t.SplitEta >= 0 && t.SplitEta <= 10) || !(t.SplitAlpha >= 0 && t.SplitAlpha <= 100) {
 		errs = append(errs, fmt.Errorf("config: train.split_eta = %g (want 0..10), train.split_alpha = %g (want 0..100); 0 means the default", t.SplitEta, t.SplitAlpha))

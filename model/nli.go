@@ -361,7 +361,7 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 		if instr != nil {
 			panic("model: execute: exec sym reads no instruction embeddings")
 		}
-		return m.executeSym(tp, x, zT, tauD, noise, hard, f, rep)
+		return m.executeSym(tp, x, zT, tauD, noise, hard, f, rep, nil)
 	}
 	if instr == nil {
 		instr = tp.MatMul(zT, m.ev) // (T, N, dv)
@@ -437,7 +437,9 @@ func (m *Model) executeInstr(tp *Tape, x, z, instr *Tensor, tauD float32, noise 
 // all steps at once. With f (search) s·symW is flatten(pi)·Wf and symB is
 // Bf (see firstLayer): no state embedding, a product over L·V instead of
 // L·ds. The logits go into the SKIP-gated state update as for the MLP.
-func (m *Model) executeSym(tp *Tape, x, zT *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int) *Tensor {
+// With pr non-nil (symbol splitting, executeSymProbe) each step's logits
+// get pr.dn's slice t added and pr.pi[t] records the state the step read.
+func (m *Model) executeSym(tp *Tape, x, zT *Tensor, tauD float32, noise *Tensor, hard bool, f *firstLayer, rep int, pr *symProbe) *Tensor {
 	cfg := m.Cfg
 	N, L, V, T, K := x.Dim(0), cfg.L, cfg.V, cfg.T, cfg.K
 	LV := L * V
@@ -462,6 +464,10 @@ func (m *Model) executeSym(tp *Tape, x, zT *Tensor, tauD float32, noise *Tensor,
 		zr := tp.RepeatRows(tp.View(zt, 0, N*K, 1), LV) // z_t,k over its map's outputs
 		mix := tp.PoolPairs(tp.Mul(tp.View(h, 0, N*K, LV), zr), K, false)
 		n := tp.View(tp.AddScaled(bt, mix, float32(K)), 0, N, L, V) // Σ_k z_t,k (W_k s + b_k)
+		if pr != nil {
+			pr.pi[t] = pi
+			n = tp.Add(n, tp.Sub(pr.dn, t))
+		}
 		if hard {
 			pi = tp.SkipMix(pi, tp.ArgmaxOneHot(n), tp.Sub(zT, t), Skip)
 			continue
@@ -473,4 +479,23 @@ func (m *Model) executeSym(tp *Tape, x, zT *Tensor, tauD float32, noise *Tensor,
 		pi = tp.SoftmaxMix(n, nil, h2, tauD, pi, tp.Sub(zT, t), Skip)
 	}
 	return pi
+}
+
+// symProbe reads exec sym's per-step logit gradients for symbol splitting
+// (split.go): dn (T, N, L, V) is a zero leaf added to each step's logits
+// n_t, so that after Backward dn.Grad's slice t is the loss's gradient with
+// respect to n_t; pi[t] is the state (N, L, V) step t read.
+type symProbe struct {
+	dn *Tensor
+	pi []*Tensor
+}
+
+// executeSymProbe runs exec sym's soft interpreter on the program z (N, T, K)
+// without noise, with a probe on every step's logits (symProbe); the result
+// is Execute's (the probe is zero).
+func (m *Model) executeSymProbe(tp *Tape, x, z *Tensor, tauD float32) (*Tensor, *symProbe) {
+	cfg := m.Cfg
+	pr := &symProbe{dn: tp.New(true, cfg.T, x.Dim(0), cfg.L, cfg.V), pi: make([]*Tensor, cfg.T)}
+	m.B.Zero(pr.dn)
+	return m.executeSym(tp, x, tp.Transpose01(z), tauD, nil, false, nil, 1, pr), pr
 }

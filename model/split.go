@@ -15,10 +15,23 @@
 // so its first updates are of the usual size). A first version that moved
 // A too (±η‖E_v[A]‖u, η 0.25) and reset the moments made the NLL jump
 // from 42 to 97 at one split of a tiny CPU run.
+//
+// With exec sym there is no instruction embedding: as recipe.py's
+// split_symbol there, a slot's gradient is that of its pair's NLL with
+// respect to the slot's own map, outer(π_t, ∂NLL/∂n_t) in the folded state
+// coordinates, reduced to its two input-free marginals (symMarginals; the
+// logits' gradient is read through a probe, executeSymProbe). The rows are
+// normalised and centred before their top direction is taken
+// (topProjection). D's head row is A's plus α·w/‖w‖ divided by the spread
+// of A's slots along w, and D's bias is capped so that no slot of another
+// symbol turns to D (with w/‖w‖², sweep 16's D took every slot of the
+// batch, SKIP's included); D's map (symW columns, symB row) starts as a
+// copy of A's, its moments too.
 
 package model
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -35,6 +48,24 @@ type SplitEvent struct {
 	TopShare float64        `json:"top_share,omitempty"` // share of the gradients' variance along u
 	ToNew    map[string]int `json:"to_new,omitempty"`    // the task programs of the slots sent to D
 	Stay     map[string]int `json:"stay,omitempty"`      // … and of those left on A
+	// After the split, on the batch: A's slots whose argmax is now D, and
+	// the other slots now on D (0 unless the head's new row misfires);
+	// Capped: exec sym's cap on D's bias applied.
+	ToD       int  `json:"to_D"`
+	OthersToD int  `json:"others_to_D"`
+	Capped    bool `json:"capped"`
+}
+
+// MarshalJSON writes a skipped split as its step and reason only.
+func (e SplitEvent) MarshalJSON() ([]byte, error) {
+	type plain SplitEvent
+	if e.Skipped != "" {
+		return json.Marshal(struct {
+			Step    int    `json:"step"`
+			Skipped string `json:"skipped"`
+		}{e.Step, e.Skipped})
+	}
+	return json.Marshal(plain(e))
 }
 
 // splitDue reports whether a split runs before step (0-based) of the run.
@@ -104,28 +135,58 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		return ev, nil
 	}
 
-	// 2. The hard programs run with their instruction embeddings as leaves:
-	// per-pair NLL and its gradient with respect to each slot's instruction.
-	evH := make([]float32, K*DV)
-	b.Download(evH, m.ev)
+	// 2. The hard programs run without noise: per-pair NLL, and per slot
+	// (n·T+t) the gradient features slotGrad gives for A's slots below.
 	zH := make([]float32, N*T*K)
-	instrH := make([]float32, T*N*DV)
-	for n := range N {
-		for t := range T {
-			k := am[n*T+t]
-			zH[(n*T+t)*K+k] = 1
-			copy(instrH[(t*N+n)*DV:(t*N+n+1)*DV], evH[k*DV:(k+1)*DV])
-		}
+	for r, k := range am {
+		zH[r*K+k] = 1
 	}
 	z := tp.New(false, N, T, K)
 	b.Upload(z, zH)
-	instr := tp.New(true, T, N, DV)
-	b.Upload(instr, instrH)
-	pi := m.executeInstr(tp, tr.x, z, instr, float32(tauD), nil, false, nil, 1)
-	nll := tp.NLL(pi, tr.y, 1)
-	tp.Backward(nll)
-	gH := make([]float32, T*N*DV)
-	b.Download(gH, instr.Grad)
+	var slotGrad func(r int) []float64
+	var pi *Tensor
+	if cfg.Sym() {
+		// exec sym: the gradient with respect to the slot's own map, as
+		// its two input-free marginals (symMarginals).
+		var pr *symProbe
+		pi, pr = m.executeSymProbe(tp, tr.x, z, float32(tauD))
+		tp.Backward(tp.NLL(pi, tr.y, 1))
+		LV := L * V
+		dnH := make([]float32, T*N*LV)
+		b.Download(dnH, pr.dn.Grad)
+		stH := make([]float32, T*N*LV)
+		for t := range T {
+			b.Download(stH[t*N*LV:(t+1)*N*LV], pr.pi[t])
+		}
+		slotGrad = func(r int) []float64 {
+			o := ((r%T)*N + r/T) * LV
+			return symMarginals(stH[o:o+LV], dnH[o:o+LV], L, V)
+		}
+	} else {
+		// The instruction embeddings as leaves: the gradient with respect
+		// to each slot's instruction.
+		evH := make([]float32, K*DV)
+		b.Download(evH, m.ev)
+		instrH := make([]float32, T*N*DV)
+		for r, k := range am {
+			n, t := r/T, r%T
+			copy(instrH[(t*N+n)*DV:(t*N+n+1)*DV], evH[k*DV:(k+1)*DV])
+		}
+		instr := tp.New(true, T, N, DV)
+		b.Upload(instr, instrH)
+		pi = m.executeInstr(tp, tr.x, z, instr, float32(tauD), nil, false, nil, 1)
+		tp.Backward(tp.NLL(pi, tr.y, 1))
+		gH := make([]float32, T*N*DV)
+		b.Download(gH, instr.Grad)
+		slotGrad = func(r int) []float64 {
+			o := ((r%T)*N + r/T) * DV
+			g := make([]float64, DV)
+			for j := range g {
+				g[j] = float64(gH[o+j])
+			}
+			return g
+		}
+	}
 	piH := make([]float32, N*L*V)
 	b.Download(piH, pi)
 	yH := make([]int32, N*L)
@@ -172,62 +233,76 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		return ev, nil
 	}
 
-	// 3. The top principal direction u of the centred gradients (power
-	// iteration on their dv×dv scatter, from a fixed start).
 	G := make([][]float64, len(rows))
-	mean := make([]float64, DV)
 	for i, r := range rows {
-		n, t := r/T, r%T
-		G[i] = make([]float64, DV)
-		for j := range DV {
-			G[i][j] = float64(gH[(t*N+n)*DV+j])
-			mean[j] += G[i][j] / float64(len(rows))
-		}
+		G[i] = slotGrad(r)
 	}
-	C := make([]float64, DV*DV)
-	total := 0.0
-	for _, g := range G {
-		for a := range DV {
-			da := g[a] - mean[a]
-			total += da * da
-			for c := range DV {
-				C[a*DV+c] += da * (g[c] - mean[c])
-			}
-		}
-	}
-	u := make([]float64, DV)
-	for j := range u {
-		u[j] = 1 / math.Sqrt(float64(DV))
-	}
-	lambda := 0.0
-	for range 200 {
-		w := make([]float64, DV)
-		for a := range DV {
-			for c := range DV {
-				w[a] += C[a*DV+c] * u[c]
-			}
-		}
-		nrm := 0.0
-		for _, v := range w {
-			nrm += v * v
-		}
-		nrm = math.Sqrt(nrm)
-		if nrm == 0 {
+
+	// 3. The projections of the slots' gradients on their top principal
+	// direction. MLP: u from a power iteration on the centred dv×dv
+	// scatter, from a fixed start; sym: rows of unit length, centred, and
+	// the top eigenvector by power iteration to convergence (topProjection).
+	var proj, u []float64
+	if cfg.Sym() {
+		var share float64
+		proj, share = topProjection(G)
+		if proj == nil {
 			ev.Skipped = "the gradients do not vary"
 			return ev, nil
 		}
-		for j := range u {
-			u[j] = w[j] / nrm
+		ev.TopShare = math.Round(1000*share) / 1000
+	} else {
+		mean := make([]float64, DV)
+		for _, g := range G {
+			for j := range DV {
+				mean[j] += g[j] / float64(len(rows))
+			}
 		}
-		lambda = nrm
-	}
-	if total > 0 {
-		ev.TopShare = math.Round(1000*lambda/total) / 1000
-	}
-	proj := make([]float64, len(rows))
-	for i, g := range G {
-		for j := range DV {
-			proj[i] += g[j] * u[j]
+		C := make([]float64, DV*DV)
+		total := 0.0
+		for _, g := range G {
+			for a := range DV {
+				da := g[a] - mean[a]
+				total += da * da
+				for c := range DV {
+					C[a*DV+c] += da * (g[c] - mean[c])
+				}
+			}
+		}
+		u = make([]float64, DV)
+		for j := range u {
+			u[j] = 1 / math.Sqrt(float64(DV))
+		}
+		lambda := 0.0
+		for range 200 {
+			w := make([]float64, DV)
+			for a := range DV {
+				for c := range DV {
+					w[a] += C[a*DV+c] * u[c]
+				}
+			}
+			nrm := 0.0
+			for _, v := range w {
+				nrm += v * v
+			}
+			nrm = math.Sqrt(nrm)
+			if nrm == 0 {
+				ev.Skipped = "the gradients do not vary"
+				return ev, nil
+			}
+			for j := range u {
+				u[j] = w[j] / nrm
+			}
+			lambda = nrm
+		}
+		if total > 0 {
+			ev.TopShare = math.Round(1000*lambda/total) / 1000
+		}
+		proj = make([]float64, len(rows))
+		for i, g := range G {
+			for j := range DV {
+				proj[i] += g[j] * u[j]
+			}
 		}
 	}
 	sorted := slices.Clone(proj)
@@ -279,7 +354,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		return ev, nil
 	}
 
-	// 5. The new parameters and reset moments.
+	// 5. The new parameters and copied moments.
 	ps := m.P.Export(true)
 	get := func(name string) []float32 {
 		for _, t := range ps {
@@ -289,32 +364,123 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		}
 		panic("model: split: no tensor " + name)
 	}
-	E := get("Ev")
-	ea := slices.Clone(E[A*DV : (A+1)*DV])
-	en := 0.0
-	for _, v := range ea {
-		en += float64(v) * float64(v)
-	}
-	step := eta * math.Sqrt(en)
-	for j := range DV {
-		E[dead*DV+j] = float32(float64(ea[j]) - step*u[j])
-	}
 	W, bias := get("head.2.weight"), get("head.2.bias")
-	for j := range D {
-		W[dead*D+j] = W[A*D+j] + float32(alpha*w[j]/w2)
+	moved := []string{"head.2.weight", "head.2.bias"} // tensors whose row dead becomes a copy of row A's moments
+	if cfg.Sym() {
+		// The discriminant in units of the spread of A's slots along it,
+		// and D's bias capped so that no slot of another symbol (or SKIP)
+		// turns to D; D's map starts as A's (its tasks lose nothing), and
+		// from then on learns from D's tasks only.
+		wn := make([]float64, D)
+		wnMid := 0.0
+		for j := range D {
+			wn[j] = w[j] / math.Sqrt(w2)
+			wnMid += wn[j] * (mp[j] + mm[j]) / 2
+		}
+		sp := 0.0
+		if len(rows) > 1 {
+			at := make([]float64, len(rows))
+			mean := 0.0
+			for i, r := range rows {
+				h := hidH[r*D : (r+1)*D]
+				for j := range D {
+					at[i] += (float64(h[j]) - (mp[j]+mm[j])/2) * wn[j]
+				}
+				mean += at[i] / float64(len(rows))
+			}
+			for _, a := range at {
+				sp += (a - mean) * (a - mean)
+			}
+			sp = math.Sqrt(sp / float64(len(rows)-1)) // unbiased, as torch's std
+		}
+		sp = max(sp, 1e-6)
+		for j := range D {
+			W[dead*D+j] = W[A*D+j] + float32(alpha*wn[j]/sp)
+		}
+		bD := float64(bias[A]) - alpha*wnMid/sp
+		limit, others := math.Inf(1), false
+		for r, k := range am {
+			if k == A {
+				continue
+			}
+			others = true
+			h := hidH[r*D : (r+1)*D]
+			hw := 0.0
+			for j := range D {
+				hw += float64(h[j]) * float64(W[dead*D+j])
+			}
+			limit = min(limit, float64(lgH[r*K+k])-hw-1)
+		}
+		if others && bD > limit {
+			bD, ev.Capped = limit, true
+		}
+		bias[dead] = float32(bD)
+		LV, KLV := L*V, K*L*V
+		sw, sb := get("symW"), get("symB")
+		for i := range L * cfg.DS {
+			copy(sw[i*KLV+dead*LV:i*KLV+(dead+1)*LV], sw[i*KLV+A*LV:i*KLV+(A+1)*LV])
+		}
+		copy(sb[dead*LV:(dead+1)*LV], sb[A*LV:(A+1)*LV])
+		moved = append(moved, "symB")
+		for _, pre := range []string{"adam_m/", "adam_v/"} {
+			ms := get(pre + "symW")
+			for i := range L * cfg.DS {
+				copy(ms[i*KLV+dead*LV:i*KLV+(dead+1)*LV], ms[i*KLV+A*LV:i*KLV+(A+1)*LV])
+			}
+		}
+	} else {
+		E := get("Ev")
+		ea := slices.Clone(E[A*DV : (A+1)*DV])
+		en := 0.0
+		for _, v := range ea {
+			en += float64(v) * float64(v)
+		}
+		step := eta * math.Sqrt(en)
+		for j := range DV {
+			E[dead*DV+j] = float32(float64(ea[j]) - step*u[j])
+		}
+		for j := range D {
+			W[dead*D+j] = W[A*D+j] + float32(alpha*w[j]/w2)
+		}
+		bias[dead] = bias[A] - float32(alpha*wmid/w2)
+		moved = append(moved, "Ev")
 	}
-	bias[dead] = bias[A] - float32(alpha*wmid/w2)
 	for _, pre := range []string{"adam_m/", "adam_v/"} {
-		me, mw, mb := get(pre+"Ev"), get(pre+"head.2.weight"), get(pre+"head.2.bias")
-		copy(me[dead*DV:(dead+1)*DV], me[A*DV:(A+1)*DV])
-		copy(mw[dead*D:(dead+1)*D], mw[A*D:(A+1)*D])
-		mb[dead] = mb[A]
+		for _, name := range moved {
+			t := get(pre + name)
+			n := len(t) / K // every tensor of moved has K rows
+			copy(t[dead*n:(dead+1)*n], t[A*n:(A+1)*n])
+		}
 	}
 	if err := m.P.Import(ps, true, "split"); err != nil {
 		return nil, err
 	}
+
+	// 6. Where the slots go now.
+	tp.Reset()
+	tp.NoGrad = true
+	lg = m.Head(tp, tp.PoolPairs(m.Encode(tp, tr.x, tr.y), cfg.Train.Pairs, true))
+	b.Download(lgH, lg)
+	tp.NoGrad = false
+	tp.Reset()
 	if err := b.Err(); err != nil {
 		return nil, fmt.Errorf("split: %w", err)
+	}
+	for r, k := range am {
+		row := lgH[r*K : (r+1)*K]
+		best := 0
+		for k := 1; k < K; k++ {
+			if row[k] > row[best] {
+				best = k
+			}
+		}
+		if best == dead {
+			if k == A {
+				ev.ToD++
+			} else {
+				ev.OthersToD++
+			}
+		}
 	}
 
 	ev.Symbol, ev.New, ev.Slots = A, dead, len(rows)
@@ -330,4 +496,192 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		}
 	}
 	return ev, nil
+}
+
+// symMarginals reduces exec sym's per-slot gradient with respect to the
+// slot's map (in the folded state coordinates, outer(pi, dn), pi the state
+// (L, V) the step read and dn the NLL's gradient with respect to its logits
+// n (L, V)) to its two marginals that do not depend on the random input, as
+// recipe.py's _sym_slot_grads: the value map gv[v,w] = Σ_l pi[l,v]·dn[l,w]
+// (v at l → w at l) and the position map gp[l,k] = Σ_v pi[l,v]·dn[k,v] (v
+// at l → v at k). Returns gv (V·V) then gp (L·L), in float64.
+func symMarginals(pi, dn []float32, L, V int) []float64 {
+	g := make([]float64, V*V+L*L)
+	gv, gp := g[:V*V], g[V*V:]
+	for l := range L {
+		for v := range V {
+			p := float64(pi[l*V+v])
+			if p == 0 {
+				continue
+			}
+			for w := range V {
+				gv[v*V+w] += p * float64(dn[l*V+w])
+			}
+			for k := range L {
+				gp[l*L+k] += p * float64(dn[k*V+v])
+			}
+		}
+	}
+	return g
+}
+
+// topProjection returns each row of G's projection on the top principal
+// direction of the rows normalised to unit length and centred (recipe.py's
+// split for exec sym: the top eigenvector of their Gram matrix), and that
+// direction's share of their variance; nil if they do not vary. It takes
+// the top eigenvector (topEigen) of the smaller of the n×n Gram matrix and
+// the p×p scatter (the same nonzero eigenvalues; the scatter's top
+// eigenvector u gives the Gram's as Gc·u up to scale), so the cost stays
+// bounded for a batch's thousands of slots. The eigenvector's sign is
+// arbitrary, so the projection is signed to make its largest-magnitude
+// element (the first of ties) positive. (No LAPACK: gonum's would add its
+// package initialisation to the browser module, 118 KB.)
+func topProjection(G [][]float64) (proj []float64, share float64) {
+	if len(G) == 0 {
+		return nil, 0
+	}
+	return topProjectionBy(G, len(G) <= len(G[0]))
+}
+
+// topProjectionBy is topProjection on the Gram matrix (gram) or the scatter.
+func topProjectionBy(G [][]float64, gram bool) (proj []float64, share float64) {
+	n, p := len(G), len(G[0])
+	Gc := make([][]float64, n)
+	mean := make([]float64, p)
+	for i, g := range G {
+		nrm := 0.0
+		for _, v := range g {
+			nrm += v * v
+		}
+		nrm = max(math.Sqrt(nrm), 1e-12) // torch's F.normalize
+		Gc[i] = make([]float64, p)
+		for j, v := range g {
+			Gc[i][j] = v / nrm
+			mean[j] += Gc[i][j] / float64(n)
+		}
+	}
+	for _, g := range Gc {
+		for j := range g {
+			g[j] -= mean[j]
+		}
+	}
+	// S: the Gram matrix (n×n) or the scatter (p×p), row-major.
+	m := p
+	if gram {
+		m = n
+	}
+	S := make([]float64, m*m)
+	if gram {
+		for i := range n {
+			for k := i; k < n; k++ {
+				d := 0.0
+				for j := range p {
+					d += Gc[i][j] * Gc[k][j]
+				}
+				S[i*n+k], S[k*n+i] = d, d
+			}
+		}
+	} else {
+		for _, g := range Gc {
+			for a, ga := range g {
+				if ga == 0 {
+					continue
+				}
+				row := S[a*p : (a+1)*p]
+				for b := a; b < p; b++ {
+					row[b] += ga * g[b]
+				}
+			}
+		}
+		for a := range p {
+			for b := a + 1; b < p; b++ {
+				S[b*p+a] = S[a*p+b]
+			}
+		}
+	}
+	top, vec := topEigen(S, m)
+	total := 0.0 // the trace: the sum of the eigenvalues
+	for i := range m {
+		total += S[i*m+i]
+	}
+	if !(top > 1e-12) { // the rows have unit length: equal directions
+		return nil, 0
+	}
+	proj = make([]float64, n)
+	if gram {
+		copy(proj, vec)
+	} else {
+		for i, g := range Gc {
+			for j, v := range g {
+				proj[i] += v * vec[j]
+			}
+		}
+	}
+	big := 0
+	for i, v := range proj {
+		if math.Abs(v) > math.Abs(proj[big]) {
+			big = i
+		}
+	}
+	if proj[big] < 0 {
+		for i := range proj {
+			proj[i] = -proj[i]
+		}
+	}
+	return proj, top / total
+}
+
+// topEigen returns the largest eigenvalue of the symmetric positive
+// semi-definite S (m×m, row-major) and its unit eigenvector, by power
+// iteration from S's column of the largest diagonal element (deterministic;
+// a fixed start like all ones lies in a centred Gram matrix's null space)
+// until the vector moves by less than 1e-12, at most 20 000 iterations.
+// Eigenvalues closer than that resolves are a tie whose direction the
+// split cannot rely on either way.
+func topEigen(S []float64, m int) (float64, []float64) {
+	j := 0
+	for i := range m {
+		if S[i*m+i] > S[j*m+j] {
+			j = i
+		}
+	}
+	u, w := make([]float64, m), make([]float64, m)
+	nrm := 0.0
+	for i := range m {
+		u[i] = S[i*m+j]
+		nrm += u[i] * u[i]
+	}
+	if nrm == 0 {
+		return 0, u
+	}
+	for i := range u {
+		u[i] /= math.Sqrt(nrm)
+	}
+	lambda := 0.0
+	for range 20000 {
+		lambda, nrm = 0, 0 // the Rayleigh quotient u·Su, ‖Su‖²
+		for i := range m {
+			d := 0.0
+			for k, v := range S[i*m : (i+1)*m] {
+				d += v * u[k]
+			}
+			w[i] = d
+			lambda += u[i] * d
+			nrm += d * d
+		}
+		if nrm == 0 {
+			return 0, u
+		}
+		nrm = math.Sqrt(nrm)
+		moved := 0.0
+		for i := range m {
+			d := w[i] / nrm
+			moved += (d - u[i]) * (d - u[i])
+			u[i] = d
+		}
+		if moved < 1e-24 {
+			break
+		}
+	}
+	return lambda, u
 }

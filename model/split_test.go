@@ -132,12 +132,21 @@ func TestSplitSymbol(t *testing.T) {
 	if c1 == 0 || c3 == 0 || c1+c3 != len(progs) {
 		t.Errorf("after the split the slots write symbol 1 ×%d, 3 ×%d of %d", c1, c3, len(progs))
 	}
+	if ev.ToD != c1 || ev.OthersToD != 0 || ev.Capped {
+		t.Errorf("split event to_D %d (counted %d), others_to_D %d, capped %v", ev.ToD, c1, ev.OthersToD, ev.Capped)
+	}
 }
 
 // TestSplitResumeBitExact: a run that splits (symbol forced as in
-// TestSplitSymbol) gives the same losses when stopped and resumed.
+// TestSplitSymbol), with the MLP and with the sym interpreter, gives the
+// same losses when stopped and resumed.
 func TestSplitResumeBitExact(t *testing.T) {
-	cfg := smallConfig()
+	for _, cfg := range []Config{smallConfig(), symSplitConfig()} {
+		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
+	}
+}
+
+func testSplitResumeBitExact(t *testing.T, cfg Config) {
 	cfg.Train.SplitEvery, cfg.Train.SplitStart, cfg.Train.SplitEnd = 2, 1, 1
 	run := func(tr *Trainer, n int) (out []float64, splits int) {
 		for range n {

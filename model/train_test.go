@@ -219,8 +219,12 @@ func TestConfigValidate(t *testing.T) {
 	}
 	split := withSym(Tiny())
 	split.Train.SplitEvery = 10
-	if err := split.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("train.split_every")) {
-		t.Errorf("exec sym with symbol splitting: %v, want a train.split_every error", err)
+	if err := split.Validate(); err != nil {
+		t.Errorf("exec sym with symbol splitting: %v", err)
+	}
+	split.Train.SplitEta = 0.2
+	if err := split.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("train.split_eta")) {
+		t.Errorf("exec sym with train.split_eta: %v, want a train.split_eta error", err)
 	}
 }
 
