@@ -5,9 +5,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -52,6 +54,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
+	perTask := fs.String("per-task", "", "also write each task's answer per method to this file, as JSON lines (part, task, hidden program, method, chosen symbols, spec pairs, correct, solved_at)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,20 +88,32 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "search": sc,
 		"check_every": sc.CheckEvery, "tf32": useTF32, "fast_gelu": useFastGELU, "device": b.Name()}
 	var rows []string
+	var perTaskLines []perTaskLine
 	for _, p := range strings.Split(*parts, ",") {
 		part, err := model.ParsePart(strings.TrimSpace(p))
 		if err != nil || part == model.PartTrain {
 			return fmt.Errorf("--parts: %q is not id or ood", p)
 		}
 		tasks := model.GenTasks(sp, part, *ntasks, m.Cfg.Train.Pairs, *seed)
-		rep, err := evalSet(m, tasks, sc, *seed, *maxSeqs)
+		rep, all, err := evalSet(m, tasks, sc, *seed, *maxSeqs)
 		if err != nil {
 			return err
 		}
 		report[string(part)] = rep
+		for _, me := range []string{"inductor", "prior", "gradient"} {
+			for i, r := range all[me] {
+				perTaskLines = append(perTaskLines, perTaskLine{Part: string(part), Task: i, Hidden: tasks[i].Program,
+					Method: me, Program: r.Program, SpecPairs: r.SpecPairs, Correct: r.Correct, SolvedAt: r.SolvedAt})
+			}
+		}
 		g := rep.Detail["gradient"]
 		rows = append(rows, fmt.Sprintf("%-8s %-4s %6d %9.3f %7.3f %9.3f %12.3f %10.0f %9.1f",
 			sp, part, rep.Tasks, rep.Inductor, rep.Prior, rep.Gradient, g.SpecSolved, g.MedianSteps, g.WallS))
+	}
+	if *perTask != "" {
+		if err := writePerTask(*perTask, perTaskLines); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -114,12 +129,45 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// evalSet runs the three methods on tasks, in chunks that fit the searcher.
-func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64, maxSeqs int) (setReport, error) {
+// perTaskLine is one line of `eval --per-task`: one method's answer to one task.
+type perTaskLine struct {
+	Part      string `json:"part"`
+	Task      int    `json:"task"`
+	Hidden    string `json:"hidden,omitempty"` // the program that made the task
+	Method    string `json:"method"`
+	Program   []int  `json:"program"` // the chosen symbols, T of them
+	SpecPairs int    `json:"spec_pairs"`
+	Correct   bool   `json:"correct"`
+	SolvedAt  int    `json:"solved_at"`
+}
+
+// writePerTask writes lines as JSON lines, atomically (a temporary file renamed).
+func writePerTask(path string, lines []perTaskLine) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, l := range lines {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--per-task: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("--per-task: %w", err)
+	}
+	return nil
+}
+
+// evalSet runs the three methods on tasks, in chunks that fit the searcher,
+// and returns the summary and every task's result per method.
+func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64, maxSeqs int) (setReport, map[string][]model.Result, error) {
 	tb, err := model.NewTaskBatch(tasks)
 	if err != nil {
-		return setReport{}, err
+		return setReport{}, nil, err
 	}
+	all := map[string][]model.Result{}
 	s := model.NewSearcher(m)
 	s.MaxSeqs = maxSeqs
 	chunk := s.Chunk(sc.Starts, tb.M)
@@ -140,9 +188,10 @@ func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uin
 			hi := min(tb.N, lo+chunk)
 			res = append(res, me.run(tb.Slice(lo, hi), seed+uint64(lo))...)
 			if err := m.B.Err(); err != nil {
-				return rep, err
+				return rep, nil, err
 			}
 		}
+		all[me.name] = res
 		st := summarize(res, tb.M)
 		st.WallS = time.Since(t0).Seconds()
 		rep.Detail[me.name] = st
@@ -155,7 +204,7 @@ func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uin
 			rep.Gradient = st.Accuracy
 		}
 	}
-	return rep, nil
+	return rep, all, nil
 }
 
 func summarize(res []model.Result, pairs int) methodStats {

@@ -70,8 +70,35 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Errorf("eval --json: check_every %s, tf32 %s; want 1 and false (no TF32 on the CPU)", raw["check_every"], raw["tf32"])
 	}
 	// --set changes search settings of trained weights, and nothing else.
+	perTask := filepath.Join(t.TempDir(), "per-task.jsonl")
 	out2 := mustRun(t, "eval", "--weights", w, "--tasks", "1", "--starts", "2", "--search-steps", "2", "--parts", "ood",
-		"--set", "search.sigma=0.8", "--set", "search.lr=0.2", "--json")
+		"--set", "search.sigma=0.8", "--set", "search.lr=0.2", "--json", "--per-task", perTask)
+	// --per-task: one line per task and method, consistent with the summary.
+	ptb, err := os.ReadFile(perTask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep2 struct {
+		OOD setReport `json:"ood"`
+	}
+	if err := json.Unmarshal([]byte(out2), &rep2); err != nil {
+		t.Fatal(err)
+	}
+	ptl := strings.Split(strings.TrimSpace(string(ptb)), "\n")
+	if len(ptl) != 3 {
+		t.Fatalf("--per-task: %d lines for 1 task and 3 methods:\n%s", len(ptl), ptb)
+	}
+	for i, l := range ptl {
+		var pl perTaskLine
+		if err := json.Unmarshal([]byte(l), &pl); err != nil {
+			t.Fatal(err)
+		}
+		acc := map[string]float64{"inductor": rep2.OOD.Inductor, "prior": rep2.OOD.Prior, "gradient": rep2.OOD.Gradient}[pl.Method]
+		if pl.Part != "ood" || pl.Task != 0 || pl.Hidden == "" || len(pl.Program) != 12 || (acc == 1) != pl.Correct ||
+			pl.Method != []string{"inductor", "prior", "gradient"}[i] {
+			t.Errorf("--per-task line %d: %+v (summary accuracy %v)", i, pl, acc)
+		}
+	}
 	var raw2 struct {
 		Search model.SearchConfig `json:"search"`
 	}
