@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -561,4 +562,53 @@ func BenchmarkSearch(b *testing.B) {
 		s.Gradient(tb, sc, 0, nil)
 	}
 	b.ReportMetric(float64(b.N*sc.Starts*sc.Steps)/time.Since(t0).Seconds(), "start-steps/s")
+}
+
+// TestShippedCompI answers comp-i OOD tasks — compositions of two primitives
+// never seen together in training — with the shipped comp-i weights (skipped
+// when they are absent): tasks 4 and 5 of `native gen --split comp-i --part
+// ood --seed 1234` (addpos; rev and rotr1; inc), which 8 starts × 40 steps
+// solve under node in 17 and 7 steps. The found program's description may
+// name an equal function (inc; rotr1 for rotr1; inc): it is compared by
+// running both on the task's inputs.
+func TestShippedCompI(t *testing.T) {
+	b, err := os.ReadFile("../weights/comp-i-go-sym-s2.nliw.sz")
+	if err != nil {
+		t.Skipf("no shipped weights: %v", err)
+	}
+	nli := api(t)
+	if _, err := call(t, nli, "loadWeights", jsBytes(t, b), obj(t, `{"name": "comp-i-go-sym-s2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range model.GenTasks(model.SplitCompI, model.PartOOD, 6, 4, 1234)[4:] {
+		v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r resultJSON
+		decode(t, v, &r)
+		t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
+		if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 {
+			t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
+			continue
+		}
+		want, err1 := model.ParseProgram(task.Program)
+		got, err2 := model.ParseProgram(r.Acts)
+		if err1 != nil || err2 != nil {
+			t.Errorf("%s: acts %q, hidden %q: %v %v", task.ID, r.Acts, task.Program, err2, err1)
+			continue
+		}
+		for _, p := range append(task.Train, task.Test...) {
+			x := make([]int32, len(p.Input))
+			for i, v := range p.Input {
+				x[i] = int32(v)
+			}
+			a, b := make([]int32, len(x)), make([]int32, len(x))
+			want.Apply(a, x)
+			got.Apply(b, x)
+			if !slices.Equal(a, b) {
+				t.Errorf("%s: the program acts as %q, which differs from %q on %v", task.ID, r.Acts, task.Program, p.Input)
+			}
+		}
+	}
 }

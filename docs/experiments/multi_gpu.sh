@@ -6,11 +6,13 @@
 # JOB is KIND:LIST[:FIRST-LAST], run on GPU i (the i-th JOB, counting from 0, modulo the GPUs seen):
 #   sweep:docs/experiments/sweep10.txt:1-4         recipe.py runs (docs/experiments/sweep.sh), P=4
 #   go:docs/experiments/go/sweep_go5.txt:1-3       Go-trainer runs (docs/experiments/go_sweep.sh), P=3
+#   search:docs/experiments/search1.txt:1-8         native eval runs (docs/experiments/search_sweep.sh), P_SEARCH=4
 #   check:PATH/TO/nli_torch.py                     native/gpu_kernels_check.sh (CUDA tests + benchmark)
 #   curve:PATH/TO/W.nliw.sz:DIR                    native curve --device cuda --tasks ${CURVE_TASKS:-200} --out DIR
 #                                                  --resume (continues a partial DIR, e.g. docs/curves' json
 #                                                  copied there as curve.json), stopped cleanly by its time limit
-#                                                  (CURVE_DEVICE=cuda, CURVE_FLAGS: more flags, NATIVE=bin/native)
+#                                                  (CURVE_DEVICE=cuda, CURVE_FLAGS: more flags, NATIVE=bin/native,
+#                                                  CURVE_LIMIT=540 its --time-limit, CURVE_TIMEOUT=570 its kill)
 # Environment: OUT (default ./out), P_SWEEP=4, P_GO=3, MAX_SEQS=8192 (Go evaluations beside others),
 # and anything sweep.sh / go_sweep.sh read (TIMEOUT, DEADLINE, ...).
 #
@@ -21,7 +23,7 @@
 # summaries are printed last.
 set -u
 [ $# -ge 1 ] || { sed -n '2,20p' "$0"; exit 2; }
-OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-5}
+OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; P_SEARCH=${P_SEARCH:-4}; KEEP_WEIGHTS=${KEEP_WEIGHTS:-5}
 export MAX_SEQS=${MAX_SEQS:-8192}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
 mkdir -p "$OUT"
@@ -34,12 +36,13 @@ for job in "$@"; do
   case $kind in
     sweep) (CUDA_VISIBLE_DEVICES=$gpu P=$P_SWEEP OUT=$OUT/$name bash docs/experiments/sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     go) (CUDA_VISIBLE_DEVICES=$gpu P=$P_GO OUT=$OUT/$name RUNS_KEEP=/tmp/multi_gpu_$name bash docs/experiments/go_sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
+    search) (CUDA_VISIBLE_DEVICES=$gpu P=$P_SEARCH OUT=$OUT/$name NATIVE=${NATIVE:-bin/native} bash docs/experiments/search_sweep.sh "$list" $range > "$OUT/$name.txt" 2>&1) & ;;
     check) (CUDA_VISIBLE_DEVICES=$gpu OUT=$OUT/$name timeout 560 bash native/gpu_kernels_check.sh "$list" > "$OUT/$name.txt" 2>&1; echo "check rc $?" >> "$OUT/$name.txt") & ;;
-    curve) (mkdir -p "$range"; CUDA_VISIBLE_DEVICES=$gpu timeout 570 "${NATIVE:-bin/native}" curve --device "${CURVE_DEVICE:-cuda}" \
-              --weights "$list" --tasks "${CURVE_TASKS:-200}" --out "$range" --resume --time-limit 540 --quiet ${CURVE_FLAGS:-} \
+    curve) (mkdir -p "$range"; CUDA_VISIBLE_DEVICES=$gpu timeout "${CURVE_TIMEOUT:-570}" "${NATIVE:-bin/native}" curve --device "${CURVE_DEVICE:-cuda}" \
+              --weights "$list" --tasks "${CURVE_TASKS:-200}" --out "$range" --resume --time-limit "${CURVE_LIMIT:-540}" --quiet ${CURVE_FLAGS:-} \
               > "$OUT/$name.txt" 2>&1
             echo "curve rc $?" >> "$OUT/$name.txt"; mkdir -p "$OUT/$name"; cp "$range"/curve.* "$OUT/$name/" 2>/dev/null) & ;;
-    *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, check, curve)" >&2; exit 2 ;;
+    *) echo "multi_gpu: unknown job kind '$kind' in '$job' (sweep, go, search, check, curve)" >&2; exit 2 ;;
   esac
   echo "job $name on GPU $gpu: $job"
 done
