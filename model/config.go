@@ -84,14 +84,22 @@ type TrainConfig struct {
 	LRMin float64 `json:"lr_min,omitempty"`
 	// SplitEvery runs a gradient-guided symbol split (split.go) every N
 	// steps from step SplitStart while the run's fraction done is below
-	// SplitEnd; 0 (unset) means never. SplitEta (default 0.1; not with
-	// exec sym, whose split moves no E_v) and SplitAlpha (default 4) size
-	// the split.
+	// SplitEnd; 0 (unset) means never. SplitEta (default 0.1; with exec
+	// sym only on SplitRoute "map", the head route moves no E_v) and
+	// SplitAlpha (default 4; not on the map route) size the split.
 	SplitEvery int     `json:"split_every,omitempty"`
 	SplitStart int     `json:"split_start,omitempty"`
 	SplitEnd   float64 `json:"split_end,omitempty"`
 	SplitEta   float64 `json:"split_eta,omitempty"`
 	SplitAlpha float64 `json:"split_alpha,omitempty"`
+	// SplitRoute picks how exec sym's split routes A's tasks to the new
+	// symbol D (recipe.py --split_route): "" or "head" (D's head row is
+	// A's plus the capped discriminant), or "map" (D's head row is A's
+	// with its bias lower by SplitDelta, default 0.5, and D's map is A's
+	// one relative step SplitEta down the gradient of the plus side's
+	// NLL). Exec sym only; SplitDelta only with "map".
+	SplitRoute string  `json:"split_route,omitempty"`
+	SplitDelta float64 `json:"split_delta,omitempty"`
 	// Contrast adds Contrast × a task-identity loss on the inductor's
 	// encoder (recipe.py --contrast): the pooled encodings of the first and
 	// the second half of each specification's pairs, each centred on the
@@ -138,6 +146,12 @@ const (
 	ExecMLP  = "mlp"
 	ExecFiLM = "film"
 	ExecSym  = "sym"
+)
+
+// The routes of exec sym's symbol split (Train.SplitRoute).
+const (
+	SplitRouteHead = "head"
+	SplitRouteMap  = "map"
 )
 
 // FiLM reports whether the interpreter is the FiLM-conditioned MLP.
@@ -271,10 +285,28 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))
 	}
 	frac("train.split_end", t.SplitEnd)
-	if t.SplitEta != 0 && c.Sym() {
-		// Exec sym's split copies A's map to D and moves no instruction
-		// embedding (exec sym does not read E_v), so η would be ignored.
-		errs = append(errs, fmt.Errorf("config: train.split_eta = %g with exec %q: exec sym's split moves no instruction embedding (leave it 0)", t.SplitEta, ExecSym))
+	switch t.SplitRoute {
+	case "", SplitRouteHead, SplitRouteMap:
+		if t.SplitRoute != "" && !c.Sym() {
+			errs = append(errs, fmt.Errorf("config: train.split_route = %q needs exec %q (the MLP and FiLM splits have one route; leave it empty)", t.SplitRoute, ExecSym))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("config: train.split_route = %q, want %q, %q or empty (head)", t.SplitRoute, SplitRouteHead, SplitRouteMap))
+	}
+	mapRoute := c.Sym() && t.SplitRoute == SplitRouteMap
+	if t.SplitEta != 0 && c.Sym() && !mapRoute {
+		// Exec sym's head route copies A's map to D and moves no
+		// instruction embedding (exec sym does not read E_v), so η would
+		// be ignored; the map route steps D's map by η.
+		errs = append(errs, fmt.Errorf("config: train.split_eta = %g with exec %q: the head route moves no instruction embedding (leave it 0, or set train.split_route = %q)", t.SplitEta, ExecSym, SplitRouteMap))
+	}
+	if t.SplitAlpha != 0 && mapRoute {
+		errs = append(errs, fmt.Errorf("config: train.split_alpha = %g with train.split_route %q: the map route sets no discriminant (leave it 0)", t.SplitAlpha, SplitRouteMap))
+	}
+	if !(t.SplitDelta >= 0 && t.SplitDelta <= 100) {
+		errs = append(errs, fmt.Errorf("config: train.split_delta = %g, want 0..100 (0: 0.5)", t.SplitDelta))
+	} else if t.SplitDelta != 0 && !mapRoute {
+		errs = append(errs, fmt.Errorf("config: train.split_delta = %g without train.split_route %q and exec %q: only the map route uses it (leave it 0)", t.SplitDelta, SplitRouteMap, ExecSym))
 	}
 	if !(t.SplitEta >= 0 && t.SplitEta <= 10) || !(t.SplitAlpha >= 0 && t.SplitAlpha <= 100) {
 		errs = append(errs, fmt.Errorf("config: train.split_eta = %g (want 0..10), train.split_alpha = %g (want 0..100); 0 means the default", t.SplitEta, t.SplitAlpha))

@@ -26,7 +26,14 @@
 // of A's slots along w, and D's bias is capped so that no slot of another
 // symbol turns to D (with w/‖w‖², sweep 16's D took every slot of the
 // batch, SKIP's included); D's map (symW columns, symB row) starts as a
-// copy of A's, its moments too.
+// copy of A's, its moments too. That is the head route; with
+// train.split_route "map" (recipe.py --split_route map) D's head row is
+// A's with its bias lower by train.split_delta (default 0.5), so no slot
+// turns to D by the head, and D's map is A's moved one relative step
+// η‖w_A‖ down the normalised gradient of the plus side's NLL with respect
+// to A's map (splitMapStep): the plus side's tasks do better on D, and the
+// inductor's own gradient routes them there. A and its map stay; D's
+// moments are copies of A's on both routes.
 
 package model
 
@@ -54,6 +61,11 @@ type SplitEvent struct {
 	ToD       int  `json:"to_D"`
 	OthersToD int  `json:"others_to_D"`
 	Capped    bool `json:"capped"`
+	// Route: exec sym's split route, "head" or "map" (train.split_route);
+	// empty for the MLP and FiLM splits.
+	Route string `json:"route,omitempty"`
+
+	plusRows []int // map route: the slots (n·T+t) of the plus side, for tests
 }
 
 // MarshalJSON writes a skipped split as its step and reason only.
@@ -90,12 +102,22 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	cfg := m.Cfg
 	N, T, K, D, DV, L, V := tr.x.Dim(0), cfg.T, cfg.K, cfg.D, cfg.DV, cfg.L, cfg.V // D: the head's width
 	ev := &SplitEvent{Step: tr.Step}
-	eta, alpha := cfg.Train.SplitEta, cfg.Train.SplitAlpha
+	eta, alpha, delta := cfg.Train.SplitEta, cfg.Train.SplitAlpha, cfg.Train.SplitDelta
 	if eta == 0 {
 		eta = 0.1
 	}
 	if alpha == 0 {
 		alpha = 4
+	}
+	if delta == 0 {
+		delta = 0.5
+	}
+	mapRoute := cfg.Sym() && cfg.Train.SplitRoute == SplitRouteMap
+	if cfg.Sym() {
+		ev.Route = SplitRouteHead
+		if mapRoute {
+			ev.Route = SplitRouteMap
+		}
 	}
 
 	// 1. The leave-one-out programs and the head's hidden features.
@@ -145,6 +167,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	b.Upload(z, zH)
 	var slotGrad func(r int) []float64
 	var pi *Tensor
+	var stH, dnH []float32 // exec sym: per slot ((t·N+n)·L·V) the state read and ∂NLL/∂n_t
 	if cfg.Sym() {
 		// exec sym: the gradient with respect to the slot's own map, as
 		// its two input-free marginals (symMarginals).
@@ -152,9 +175,9 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		pi, pr = m.executeSymProbe(tp, tr.x, z, float32(tauD))
 		tp.Backward(tp.NLL(pi, tr.y, 1))
 		LV := L * V
-		dnH := make([]float32, T*N*LV)
+		dnH = make([]float32, T*N*LV)
 		b.Download(dnH, pr.dn.Grad)
-		stH := make([]float32, T*N*LV)
+		stH = make([]float32, T*N*LV)
 		for t := range T {
 			b.Download(stH[t*N*LV:(t+1)*N*LV], pr.pi[t])
 		}
@@ -366,7 +389,30 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	}
 	W, bias := get("head.2.weight"), get("head.2.bias")
 	moved := []string{"head.2.weight", "head.2.bias"} // tensors whose row dead becomes a copy of row A's moments
-	if cfg.Sym() {
+	if mapRoute {
+		// D's head row is A's and its bias δ lower: no slot turns to D.
+		// D's map is A's one step down the gradient of the plus side's
+		// NLL, so that those tasks do better on D and the inductor's own
+		// gradient routes them there (splitMapStep). A stays.
+		copy(W[dead*D:(dead+1)*D], W[A*D:(A+1)*D])
+		bias[dead] = float32(float64(bias[A]) - delta)
+		var plusRows []int
+		for i, r := range rows {
+			if plus[i] {
+				plusRows = append(plusRows, r)
+			}
+		}
+		splitMapStep(get("symW"), get("symB"), get("Eio"), get("P"), stH, dnH, plusRows, A, dead, N, T, K, L, V, cfg.DS, eta)
+		ev.plusRows = plusRows
+		moved = append(moved, "symB")
+		for _, pre := range []string{"adam_m/", "adam_v/"} {
+			ms := get(pre + "symW")
+			LV, KLV := L*V, K*L*V
+			for i := range L * cfg.DS {
+				copy(ms[i*KLV+dead*LV:i*KLV+(dead+1)*LV], ms[i*KLV+A*LV:i*KLV+(A+1)*LV])
+			}
+		}
+	} else if cfg.Sym() {
 		// The discriminant in units of the spread of A's slots along it,
 		// and D's bias capped so that no slot of another symbol (or SKIP)
 		// turns to D; D's map starts as A's (its tasks lose nothing), and
@@ -496,6 +542,69 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		}
 	}
 	return ev, nil
+}
+
+// splitMapStep sets symbol dead's map (its L·ds × L·V columns of symW
+// (L·ds, K·L·V) and its row of symB (K, L·V)) to symbol A's moved one
+// relative step η down the gradient of the plus side's NLL with respect to
+// A's map, as recipe.py's split_symbol with --split_route map: with s the
+// state embedding flatten(π·E_io + P) a slot's step read and dn its
+// ∂NLL/∂n, GW = Σ outer(s, dn) and Gb = Σ dn over the plus side's slots
+// (plusRows, n·T+t; st and dn per slot at ((t·N+n)·L·V)), g = [GW; Gb],
+// w_A = [A's symW columns; A's symB row], and
+// [D's columns; D's row] = w_A − η‖w_A‖·g/max(‖g‖, 1e-12).
+// Symbol A's map is left as it is. Accumulates in float64.
+func splitMapStep(symW, symB, eio, pp, stH, dnH []float32, plusRows []int, A, dead, N, T, K, L, V, DS int, eta float64) {
+	LV, LD, KLV := L*V, L*DS, K*L*V
+	GW := make([]float64, LD*LV)
+	Gb := make([]float64, LV)
+	s := make([]float64, LD)
+	for _, r := range plusRows {
+		o := ((r%T)*N + r/T) * LV
+		pi, dn := stH[o:o+LV], dnH[o:o+LV]
+		for l := range L {
+			for d := range DS {
+				v := float64(pp[l*DS+d])
+				for u := range V {
+					if p := pi[l*V+u]; p != 0 {
+						v += float64(p) * float64(eio[u*DS+d])
+					}
+				}
+				s[l*DS+d] = v
+			}
+		}
+		for c, sc := range s {
+			row := GW[c*LV : (c+1)*LV]
+			for j, g := range dn {
+				row[j] += sc * float64(g)
+			}
+		}
+		for j, g := range dn {
+			Gb[j] += float64(g)
+		}
+	}
+	an, gn := 0.0, 0.0
+	for c := range LD {
+		for j := range LV {
+			w := float64(symW[c*KLV+A*LV+j])
+			an += w * w
+			gn += GW[c*LV+j] * GW[c*LV+j]
+		}
+	}
+	for j := range LV {
+		w := float64(symB[A*LV+j])
+		an += w * w
+		gn += Gb[j] * Gb[j]
+	}
+	f := eta * math.Sqrt(an) / max(math.Sqrt(gn), 1e-12)
+	for c := range LD {
+		for j := range LV {
+			symW[c*KLV+dead*LV+j] = float32(float64(symW[c*KLV+A*LV+j]) - f*GW[c*LV+j])
+		}
+	}
+	for j := range LV {
+		symB[dead*LV+j] = float32(float64(symB[A*LV+j]) - f*Gb[j])
+	}
 }
 
 // symMarginals reduces exec sym's per-slot gradient with respect to the

@@ -52,9 +52,10 @@ func TestSplitSymbolSym(t *testing.T) {
 	}
 }
 
-func testSplitSymbolSym(t *testing.T, mixed bool) {
-	// Batch 8: with 4, the cap leaves all of A's slots on A in the mixed case.
-	cfg := withSym(smallConfig())
+// symSplitTrainer returns a trainer of cfg (exec sym) one step in, with its
+// next batch drawn and every slot on symbol 3, or (mixed) half of them on 5.
+func symSplitTrainer(t *testing.T, cfg Config, mixed bool) *Trainer {
+	t.Helper()
 	cfg.Train.SplitEvery, cfg.Train.SplitStart = 1, 1000 // TrainStep does not split; the test calls splitSymbol
 	tr := newTestTrainer(t, NewCPU(2), cfg, 10, 1)
 	forceSymbol(t, tr, 3)
@@ -65,7 +66,7 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 	if err := tr.nextBatch(); err != nil {
 		t.Fatal(err)
 	}
-	K, L, V, D := cfg.K, cfg.L, cfg.V, cfg.D
+	K := cfg.K
 	if mixed { // symbol 5 takes the half of the slots where it is closest to 3
 		lg := headLogits(tr)
 		var d []float64
@@ -79,6 +80,14 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 		h[5] += float32(d[len(d)/2])
 		tr.M.B.Upload(bias, h)
 	}
+	return tr
+}
+
+func testSplitSymbolSym(t *testing.T, mixed bool) {
+	// Batch 8: with 4, the cap leaves all of A's slots on A in the mixed case.
+	cfg := withSym(smallConfig())
+	tr := symSplitTrainer(t, cfg, mixed)
+	K, L, V, D := cfg.K, cfg.L, cfg.V, cfg.D
 	pre := programsOf(tr)
 	before := tr.M.P.Export(true)
 	ev, err := tr.splitSymbol(1)
@@ -94,6 +103,9 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 	}
 	if ev.Skipped != "" || (A != 3 && !(mixed && A == 5)) || Dn != 1 || ev.Slots != nA || !(ev.TopShare > 0 && ev.TopShare <= 1) {
 		t.Fatalf("split %+v, want a symbol split into the dead symbol 1 over its %d slots", ev, nA)
+	}
+	if ev.Route != SplitRouteHead {
+		t.Errorf("route %q, want %q", ev.Route, SplitRouteHead)
 	}
 	if mixed != ev.Capped {
 		t.Errorf("capped %v, want %v (no other slots when all are on 3)", ev.Capped, mixed)
@@ -462,5 +474,210 @@ func TestTopEigen(t *testing.T) {
 		if !closeTo(lam, vals[m-1], 0, 1e-10) || !(math.Abs(dot) > 1-1e-9) {
 			t.Errorf("%s: top eigenvalue %g (gonum %g), |cos| with gonum's vector %.12f", name, lam, vals[m-1], math.Abs(dot))
 		}
+	}
+}
+
+// TestSplitSymbolSymMap: train.split_route "map" (recipe.py --split_route
+// map), with every slot on symbol 3 and with 3 and 5 sharing the batch. D's
+// head row is A's bit for bit and its bias A's − δ, so no slot moves; D's
+// map is A's minus η‖w_A‖·g/‖g‖, with g the gradient of the NLL with
+// respect to D's map when the plus side's slots run on D and D's map is
+// A's, computed independently by the tape's backward pass (symW.Grad,
+// symB.Grad); A's map and everything else are unchanged; D's moments are
+// copies of A's; and with the plus side on D the batch's NLL is lower.
+func TestSplitSymbolSymMap(t *testing.T) {
+	for _, mixed := range []bool{false, true} {
+		name := "all-on-3"
+		if mixed {
+			name = "3-and-5"
+		}
+		t.Run(name, func(t *testing.T) { testSplitSymbolSymMap(t, mixed) })
+	}
+}
+
+func testSplitSymbolSymMap(t *testing.T, mixed bool) {
+	const eta, delta = 0.2, 0.3
+	cfg := withSym(smallConfig())
+	cfg.Train.SplitRoute, cfg.Train.SplitEta, cfg.Train.SplitDelta = SplitRouteMap, eta, delta
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr := symSplitTrainer(t, cfg, mixed)
+	m, tp, b := tr.M, tr.tp, tr.M.B
+	K, L, V, T := cfg.K, cfg.L, cfg.V, cfg.T
+	LV, KLV, LD := L*V, K*L*V, L*cfg.DS
+	pre := programsOf(tr)
+	before := m.P.Export(true)
+	ev, err := tr.splitSymbol(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	A, Dn := ev.Symbol, ev.New
+	if ev.Skipped != "" || (A != 3 && !(mixed && A == 5)) || Dn != 1 || ev.Route != SplitRouteMap || ev.Capped {
+		t.Fatalf("split %+v, want a map-route split of symbol 3 (or 5) into 1, not capped", ev)
+	}
+	n := 0
+	for _, c := range ev.ToNew {
+		n += c
+	}
+	if n != len(ev.plusRows) || n == 0 || n == ev.Slots {
+		t.Fatalf("plus side: %d slots, to_new %v, of %d", len(ev.plusRows), ev.ToNew, ev.Slots)
+	}
+	for _, r := range ev.plusRows {
+		if pre[r] != A {
+			t.Fatalf("plus-side slot %d holds %d, not %d", r, pre[r], A)
+		}
+	}
+	// No slot moves: D's logit is A's − δ everywhere.
+	if post := programsOf(tr); !slices.Equal(post, pre) || ev.ToD != 0 || ev.OthersToD != 0 {
+		t.Errorf("slots moved by the map route's split (to_D %d, others_to_D %d)", ev.ToD, ev.OthersToD)
+	}
+	if js, err := json.Marshal(ev); err != nil || !strings.Contains(string(js), `"route":"map"`) {
+		t.Errorf("event JSON %s, %v: no route", js, err)
+	}
+
+	// Everything but D's rows unchanged; D's head row and moments copies
+	// of A's; D's bias A's − δ.
+	after := m.P.Export(true)
+	byName := func(ts []NamedTensor, name string) []float32 {
+		for _, x := range ts {
+			if x.Name == name {
+				return x.Data
+			}
+		}
+		t.Fatalf("no tensor %s", name)
+		return nil
+	}
+	for i, a := range after {
+		bt := before[i]
+		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
+		moment := base != a.Name
+		var dst func(j int) (bool, int)
+		switch base {
+		case "head.2.weight", "head.2.bias", "symB":
+			w := len(a.Data) / K
+			dst = func(j int) (bool, int) { return j/w == Dn, A*w + j%w }
+		case "symW":
+			dst = func(j int) (bool, int) {
+				c := j % KLV
+				return c/LV == Dn, j - c + A*LV + c%LV
+			}
+		default:
+			dst = func(int) (bool, int) { return false, 0 }
+		}
+		for j := range a.Data {
+			set, src := dst(j)
+			switch {
+			case !set && a.Data[j] != bt.Data[j]:
+				t.Fatalf("%s[%d] changed by the split (%g → %g)", a.Name, j, bt.Data[j], a.Data[j])
+			case set && (moment || base == "head.2.weight") && a.Data[j] != bt.Data[src]:
+				t.Fatalf("%s[%d] of the new symbol %g, want a copy of symbol %d's %g", a.Name, j, a.Data[j], A, bt.Data[src])
+			}
+		}
+	}
+	bb, ba := byName(before, "head.2.bias"), byName(after, "head.2.bias")
+	if want := float32(float64(bb[A]) - delta); ba[Dn] != want {
+		t.Errorf("D's bias %g, want A's %g − %g = %g", ba[Dn], bb[A], delta, want)
+	}
+
+	// The expected step: the parameters of before with D's map set to
+	// A's, the plus side's slots on D, the NLL's gradient by the tape.
+	start := make([]NamedTensor, len(before))
+	for i, x := range before {
+		start[i] = NamedTensor{Name: x.Name, Shape: x.Shape, Data: slices.Clone(x.Data)}
+	}
+	sw0, sb0 := byName(start, "symW"), byName(start, "symB")
+	for c := range LD {
+		copy(sw0[c*KLV+Dn*LV:c*KLV+(Dn+1)*LV], sw0[c*KLV+A*LV:c*KLV+(A+1)*LV])
+	}
+	copy(sb0[Dn*LV:(Dn+1)*LV], sb0[A*LV:(A+1)*LV])
+	if err := m.P.Import(start, true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	N := tr.x.Dim(0)
+	prog := func(onD bool) *Tensor {
+		zH := make([]float32, N*T*K)
+		for r, k := range pre {
+			zH[r*K+k] = 1
+		}
+		if onD {
+			for _, r := range ev.plusRows {
+				zH[r*K+A], zH[r*K+Dn] = 0, 1
+			}
+		}
+		z := tp.New(false, N, T, K)
+		b.Upload(z, zH)
+		return z
+	}
+	tp.Reset()
+	m.P.ZeroGrad()
+	tp.Backward(tp.NLL(m.Execute(tp, tr.x, prog(true), 1, nil, false), tr.y, 1))
+	gW := make([]float32, LD*KLV)
+	gB := make([]float32, K*LV)
+	b.Download(gW, m.P.Get("symW").Grad)
+	b.Download(gB, m.P.Get("symB").Grad)
+	tp.Reset()
+	m.P.ZeroGrad()
+	var g, wa []float64
+	for c := range LD {
+		for j := range LV {
+			g = append(g, float64(gW[c*KLV+Dn*LV+j]))
+			wa = append(wa, float64(sw0[c*KLV+A*LV+j]))
+		}
+	}
+	for j := range LV {
+		g = append(g, float64(gB[Dn*LV+j]))
+		wa = append(wa, float64(sb0[A*LV+j]))
+	}
+	norm := func(x []float64) float64 {
+		s := 0.0
+		for _, v := range x {
+			s += v * v
+		}
+		return math.Sqrt(s)
+	}
+	gn, an := norm(g), norm(wa)
+	if !(gn > 0) {
+		t.Fatal("the plus side's gradient is zero")
+	}
+	swA, sbA := byName(after, "symW"), byName(after, "symB")
+	var got []float64
+	for c := range LD {
+		for j := range LV {
+			got = append(got, float64(swA[c*KLV+Dn*LV+j]))
+		}
+	}
+	for j := range LV {
+		got = append(got, float64(sbA[Dn*LV+j]))
+	}
+	stepN := eta * an
+	for i := range got {
+		want := wa[i] - stepN*g[i]/gn
+		if math.Abs(got[i]-want) > 1e-6+1e-3*stepN*math.Abs(g[i])/gn+1e-6*math.Abs(want) {
+			t.Fatalf("D's map element %d: %g, want %g (A's %g, step %g)", i, got[i], want, wa[i], stepN*g[i]/gn)
+		}
+	}
+	diff := make([]float64, len(got))
+	for i := range got {
+		diff[i] = got[i] - wa[i]
+	}
+	if d := norm(diff); !closeTo(d, stepN, 0, 1e-4) {
+		t.Errorf("‖D's map − A's‖ = %g, want η‖w_A‖ = %g", d, stepN)
+	}
+
+	// With the split's parameters, the plus side on D lowers the NLL.
+	if err := m.P.Import(after, true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	nll := func(onD bool) float64 {
+		tp.Reset()
+		tp.NoGrad = true
+		defer func() { tp.NoGrad = false; tp.Reset() }()
+		h := make([]float32, 1)
+		b.Download(h, tp.NLL(m.Execute(tp, tr.x, prog(onD), 1, nil, false), tr.y, 1))
+		return float64(h[0])
+	}
+	if on, off := nll(true), nll(false); !(on < off) {
+		t.Errorf("NLL with the plus side on D %g, on A %g: want lower on D", on, off)
 	}
 }

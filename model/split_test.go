@@ -141,7 +141,10 @@ func TestSplitSymbol(t *testing.T) {
 // TestSplitSymbol), with the MLP and with the sym interpreter, gives the
 // same losses when stopped and resumed.
 func TestSplitResumeBitExact(t *testing.T) {
-	for _, cfg := range []Config{smallConfig(), symSplitConfig()} {
+	mapRoute := symSplitConfig()
+	mapRoute.Name += "-map"
+	mapRoute.Train.SplitRoute = SplitRouteMap
+	for _, cfg := range []Config{smallConfig(), symSplitConfig(), mapRoute} {
 		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
 	}
 }

@@ -226,6 +226,40 @@ func TestConfigValidate(t *testing.T) {
 	if err := split.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("train.split_eta")) {
 		t.Errorf("exec sym with train.split_eta: %v, want a train.split_eta error", err)
 	}
+	split.Train.SplitRoute = SplitRouteHead
+	if err := split.Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("train.split_eta")) {
+		t.Errorf("exec sym, route head, with train.split_eta: %v, want a train.split_eta error", err)
+	}
+	// The map route: split_eta and split_delta allowed, split_alpha not.
+	split.Train.SplitRoute, split.Train.SplitDelta = SplitRouteMap, 0.2
+	if err := split.Validate(); err != nil {
+		t.Errorf("exec sym, route map, split_eta 0.2, split_delta 0.2: %v", err)
+	}
+	split.Train.SplitEta = 0
+	if err := split.Validate(); err != nil {
+		t.Errorf("exec sym, route map, defaults: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"unknown route", func(c *Config) { c.Train.SplitRoute = "maps" }, `train.split_route = "maps"`},
+		{"negative delta", func(c *Config) { c.Train.SplitDelta = -0.5 }, "train.split_delta = -0.5"},
+		{"NaN delta", func(c *Config) { c.Train.SplitDelta = math.NaN() }, "train.split_delta = NaN"},
+		{"alpha with map", func(c *Config) { c.Train.SplitAlpha = 2 }, "train.split_alpha"},
+		{"delta with head", func(c *Config) { c.Train.SplitRoute = SplitRouteHead }, "train.split_delta"},
+		{"delta without route", func(c *Config) { c.Train.SplitRoute = "" }, "train.split_delta"},
+		{"route map without sym", func(c *Config) { c.Exec, c.Train.SplitDelta = ExecMLP, 0 }, `train.split_route = "map" needs exec "sym"`},
+		{"route head with film", func(c *Config) { c.Exec, c.Train.SplitRoute, c.Train.SplitDelta = ExecFiLM, SplitRouteHead, 0 }, `train.split_route = "head" needs exec "sym"`},
+	} {
+		bad := split
+		bad.Train.SplitDelta = 0.2
+		c.set(&bad)
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
+		}
+	}
 }
 
 // TestScheduleRecipe checks the recipe options' per-step values against
