@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -19,7 +20,8 @@ import (
 
 // methodStats summarises one search method on one test set.
 type methodStats struct {
-	Accuracy   float64 `json:"accuracy"`
+	TasksDone  int     `json:"tasks_done"`  // tasks answered (all unless --time-limit stopped the evaluation)
+	Accuracy   float64 `json:"accuracy"`    // over the tasks done
 	SpecSolved float64 `json:"spec_solved"` // tasks whose chosen program reproduces every spec pair
 	WallS      float64 `json:"wall_s"`
 	// Steps to solution (gradient search only): over the tasks solved.
@@ -55,6 +57,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	perTask := fs.String("per-task", "", "also write each task's answer per method to this file, as JSON lines (part, task, hidden program, method, chosen symbols, spec pairs, correct, solved_at)")
+	timeLimit := fs.Float64("time-limit", 0, "stop cleanly before a chunk of tasks that would start after this many seconds and report the tasks done (every part's inductor and prior run before the gradient searches; 0 = none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +67,10 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if *ntasks <= 0 {
 		return fmt.Errorf("--tasks = %d, must be positive", *ntasks)
 	}
+	if *timeLimit < 0 || math.IsNaN(*timeLimit) || math.IsInf(*timeLimit, 0) {
+		return fmt.Errorf("--time-limit = %g, must be 0 or a positive number of seconds", *timeLimit)
+	}
+	t0 := time.Now()
 	b, err := newBackend(*device, *workers)
 	if err != nil {
 		return err
@@ -89,26 +96,59 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		"check_every": sc.CheckEvery, "tf32": useTF32, "fast_gelu": useFastGELU, "device": b.Name()}
 	var rows []string
 	var perTaskLines []perTaskLine
+	type partRun struct {
+		part  model.Part
+		tasks []model.Task
+		ev    *setEval
+	}
+	var runs []partRun
 	for _, p := range strings.Split(*parts, ",") {
 		part, err := model.ParsePart(strings.TrimSpace(p))
 		if err != nil || part == model.PartTrain {
 			return fmt.Errorf("--parts: %q is not id or ood", p)
 		}
 		tasks := model.GenTasks(sp, part, *ntasks, m.Cfg.Train.Pairs, *seed)
-		rep, all, err := evalSet(m, tasks, sc, *seed, *maxSeqs)
+		ev, err := newSetEval(m, tasks, sc, *seed, *maxSeqs)
 		if err != nil {
 			return err
 		}
-		report[string(part)] = rep
+		runs = append(runs, partRun{part, tasks, ev})
+	}
+	// The cheap methods of every part first, then the searches, so that a
+	// time limit cuts the gradient search of the last part first.
+	var deadline time.Time
+	if *timeLimit > 0 {
+		deadline = t0.Add(time.Duration(*timeLimit * float64(time.Second)))
+	}
+	stopped := false
+	for _, me := range []string{"inductor", "prior", "gradient"} {
+		for _, r := range runs {
+			done, err := r.ev.run(me, deadline)
+			if err != nil {
+				return err
+			}
+			stopped = stopped || !done
+		}
+	}
+	if stopped {
+		report["stopped"] = fmt.Sprintf("--time-limit %gs: accuracies are over the tasks done (tasks_done)", *timeLimit)
+	}
+	for _, r := range runs {
+		rep, all := r.ev.rep, r.ev.all
+		report[string(r.part)] = rep
 		for _, me := range []string{"inductor", "prior", "gradient"} {
-			for i, r := range all[me] {
-				perTaskLines = append(perTaskLines, perTaskLine{Part: string(part), Task: i, Hidden: tasks[i].Program,
-					Method: me, Program: r.Program, SpecPairs: r.SpecPairs, Correct: r.Correct, SolvedAt: r.SolvedAt})
+			for i, res := range all[me] {
+				perTaskLines = append(perTaskLines, perTaskLine{Part: string(r.part), Task: i, Hidden: r.tasks[i].Program,
+					Method: me, Program: res.Program, SpecPairs: res.SpecPairs, Correct: res.Correct, SolvedAt: res.SolvedAt})
 			}
 		}
 		g := rep.Detail["gradient"]
-		rows = append(rows, fmt.Sprintf("%-8s %-4s %6d %9.3f %7.3f %9.3f %12.3f %10.0f %9.1f",
-			sp, part, rep.Tasks, rep.Inductor, rep.Prior, rep.Gradient, g.SpecSolved, g.MedianSteps, g.WallS))
+		done := ""
+		if g.TasksDone < rep.Tasks {
+			done = fmt.Sprintf("  (gradient: %d of %d tasks, --time-limit)", g.TasksDone, rep.Tasks)
+		}
+		rows = append(rows, fmt.Sprintf("%-8s %-4s %6d %9.3f %7.3f %9.3f %12.3f %10.0f %9.1f%s",
+			sp, r.part, rep.Tasks, rep.Inductor, rep.Prior, rep.Gradient, g.SpecSolved, g.MedianSteps, g.WallS, done))
 	}
 	if *perTask != "" {
 		if err := writePerTask(*perTask, perTaskLines); err != nil {
@@ -160,51 +200,73 @@ func writePerTask(path string, lines []perTaskLine) error {
 	return nil
 }
 
-// evalSet runs the three methods on tasks, in chunks that fit the searcher,
-// and returns the summary and every task's result per method.
-func evalSet(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64, maxSeqs int) (setReport, map[string][]model.Result, error) {
+// setEval runs the three methods on one test set, in chunks that fit the
+// searcher, one method at a time (run), and keeps the summary and every
+// task's result per method.
+type setEval struct {
+	m     *model.Model
+	s     *model.Searcher
+	tb    *model.TaskBatch
+	sc    model.SearchConfig
+	seed  uint64
+	chunk int
+	rep   setReport
+	all   map[string][]model.Result
+}
+
+func newSetEval(m *model.Model, tasks []model.Task, sc model.SearchConfig, seed uint64, maxSeqs int) (*setEval, error) {
 	tb, err := model.NewTaskBatch(tasks)
 	if err != nil {
-		return setReport{}, nil, err
+		return nil, err
 	}
-	all := map[string][]model.Result{}
 	s := model.NewSearcher(m)
 	s.MaxSeqs = maxSeqs
-	chunk := s.Chunk(sc.Starts, tb.M)
-	rep := setReport{Tasks: tb.N, Detail: map[string]methodStats{}}
-	type method struct {
-		name string
-		run  func(*model.TaskBatch, uint64) []model.Result
+	return &setEval{m: m, s: s, tb: tb, sc: sc, seed: seed, chunk: s.Chunk(sc.Starts, tb.M),
+		rep: setReport{Tasks: tb.N, Detail: map[string]methodStats{}}, all: map[string][]model.Result{}}, nil
+}
+
+// run answers the set's tasks with one method ("inductor", "prior" or
+// "gradient"), chunk by chunk; a zero deadline means none, else no chunk
+// starts after it. done is false when the deadline left tasks unanswered.
+func (e *setEval) run(method string, deadline time.Time) (done bool, err error) {
+	var fn func(*model.TaskBatch, uint64) []model.Result
+	switch method {
+	case "inductor":
+		fn = func(c *model.TaskBatch, _ uint64) []model.Result { return e.s.Induce(c) }
+	case "prior":
+		fn = func(c *model.TaskBatch, sd uint64) []model.Result { return e.s.Prior(c, e.sc.Starts, sd) }
+	case "gradient":
+		fn = func(c *model.TaskBatch, sd uint64) []model.Result { return e.s.Gradient(c, e.sc, sd, nil) }
+	default:
+		return false, fmt.Errorf("eval: unknown method %q", method)
 	}
-	methods := []method{
-		{"inductor", func(c *model.TaskBatch, _ uint64) []model.Result { return s.Induce(c) }},
-		{"prior", func(c *model.TaskBatch, sd uint64) []model.Result { return s.Prior(c, sc.Starts, sd) }},
-		{"gradient", func(c *model.TaskBatch, sd uint64) []model.Result { return s.Gradient(c, sc, sd, nil) }},
-	}
-	for _, me := range methods {
-		t0 := time.Now()
-		var res []model.Result
-		for lo := 0; lo < tb.N; lo += chunk {
-			hi := min(tb.N, lo+chunk)
-			res = append(res, me.run(tb.Slice(lo, hi), seed+uint64(lo))...)
-			if err := m.B.Err(); err != nil {
-				return rep, nil, err
-			}
+	t0 := time.Now()
+	var res []model.Result
+	done = true
+	for lo := 0; lo < e.tb.N; lo += e.chunk {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			done = false
+			break
 		}
-		all[me.name] = res
-		st := summarize(res, tb.M)
-		st.WallS = time.Since(t0).Seconds()
-		rep.Detail[me.name] = st
-		switch me.name {
-		case "inductor":
-			rep.Inductor = st.Accuracy
-		case "prior":
-			rep.Prior = st.Accuracy
-		case "gradient":
-			rep.Gradient = st.Accuracy
+		hi := min(e.tb.N, lo+e.chunk)
+		res = append(res, fn(e.tb.Slice(lo, hi), e.seed+uint64(lo))...)
+		if err := e.m.B.Err(); err != nil {
+			return false, err
 		}
 	}
-	return rep, all, nil
+	e.all[method] = res
+	st := summarize(res, e.tb.M)
+	st.WallS = time.Since(t0).Seconds()
+	e.rep.Detail[method] = st
+	switch method {
+	case "inductor":
+		e.rep.Inductor = st.Accuracy
+	case "prior":
+		e.rep.Prior = st.Accuracy
+	case "gradient":
+		e.rep.Gradient = st.Accuracy
+	}
+	return done, nil
 }
 
 func summarize(res []model.Result, pairs int) methodStats {
@@ -220,6 +282,10 @@ func summarize(res []model.Result, pairs int) methodStats {
 		if r.SolvedAt > 0 {
 			steps = append(steps, float64(r.SolvedAt))
 		}
+	}
+	st.TasksDone = len(res)
+	if len(res) == 0 {
+		return st
 	}
 	n := float64(len(res))
 	st.Accuracy /= n

@@ -105,6 +105,26 @@ func TestCLIEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out2), &raw2); err != nil || raw2.Search.Sigma != 0.8 || raw2.Search.LR != 0.2 || raw2.Search.Starts != 2 {
 		t.Errorf("eval --set search.sigma=0.8 --set search.lr=0.2 --starts 2: search %+v (%v)", raw2.Search, err)
 	}
+	// --time-limit: past the limit no chunk starts; the report says so and
+	// counts the tasks done (0 here), while a run without it answers all.
+	out3 := mustRun(t, "eval", "--weights", w, "--tasks", "2", "--starts", "2", "--search-steps", "2", "--parts", "ood",
+		"--time-limit", "1e-9", "--json")
+	var rep3 struct {
+		Stopped string    `json:"stopped"`
+		OOD     setReport `json:"ood"`
+	}
+	if err := json.Unmarshal([]byte(out3), &rep3); err != nil {
+		t.Fatal(err)
+	}
+	if rep3.Stopped == "" || rep3.OOD.Detail["gradient"].TasksDone != 0 || rep3.OOD.Detail["inductor"].TasksDone != 0 {
+		t.Errorf("eval --time-limit 1e-9: %+v", rep3)
+	}
+	if rep2.OOD.Detail["gradient"].TasksDone != 1 || strings.Contains(out2, `"stopped"`) {
+		t.Errorf("eval without --time-limit: gradient tasks_done %d, want 1 and no stop", rep2.OOD.Detail["gradient"].TasksDone)
+	}
+	if code, _, errs := runCLI(t, "eval", "--weights", w, "--time-limit", "-1"); code != 2 || !strings.Contains(errs, "--time-limit") {
+		t.Errorf("eval --time-limit -1: exit %d, %q", code, errs)
+	}
 	for _, c := range []struct{ set, want string }{
 		{"train.lr=1", "only search.*"}, {"K=8", "only search.*"}, {"search.sigma=-1", "search.sigma"}, {"search.nope=1", "nope"},
 	} {

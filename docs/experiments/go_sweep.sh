@@ -98,8 +98,11 @@ run_one() {
     erc=notime
   else
     # shellcheck disable=SC2086
+    # --time-limit: the evaluation stops itself 20 s before the kill and reports the tasks done
+    # (every part's inductor and prior first, then the searches), instead of losing everything.
     timeout -k 10 "$elim" "$NATIVE" eval $DEVFLAGS --weights "$w" --split "$split" --tasks "$TASKS" \
-      --parts id,ood --json --max-seqs "$MAX_SEQS" $EVAL_FLAGS > "$dir/eval.json" 2> "$dir/eval.log"
+      --parts id,ood --json --max-seqs "$MAX_SEQS" --time-limit $(( elim > 40 ? elim - 20 : elim / 2 )) \
+      $EVAL_FLAGS > "$dir/eval.json" 2> "$dir/eval.log"
     erc=$?
   fi
   printf '{"kind": "exit", "train_rc": "%s", "eval_rc": "%s", "train_s": %d, "eval_s": %d, "limit_s": %d, "train_limit_s": %d, "weights": "%s"}\n' \
@@ -163,7 +166,7 @@ def rc(v, timed_out):
 hdr = (f"{'run':<26} {'train':>5} {'eval':>5} {'steps':>6} {'sps':>6} {'nll':>6} {'nllmin':>6} {'sym':>4} {'prg':>4} "
        f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
 table = [f"nll: mean NLL of the last {W} logged steps; nllmin: lowest mean of {W} logged steps in a row; "
-         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out", hdr]
+         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
 logs = []
 for nm in names:
     d = f"{runs}/{nm}"
@@ -181,7 +184,10 @@ for nm in names:
     sps = st / ex["train_s"] if st and ex.get("train_s") else None
     part = lambda p, k: num((ev.get(p) or {}).get(k))
     mi = f"{f(num(dg.get('mi')))}/{f(num(dg.get('mi_max'))):<5}"
-    table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {rc(ex.get('eval_rc', '?'), 'TO'):>5} {f(st, 6)} {f(sps, 6)} "
+    erc = rc(ex.get('eval_rc', '?'), 'TO')
+    if ev.get("stopped") and erc == "0":
+        erc = "PT"  # partial: --time-limit stopped it; accuracies over the tasks done
+    table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {erc:>5} {f(st, 6)} {f(sps, 6)} "
                  f"{f(sum(nll[-W:]) / len(nll[-W:]) if nll else None, 6)} {f(min(win) if win else None, 6)} "
                  f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} "
                  f"{f(part('id', 'inductor'))} {f(part('id', 'prior'))} {f(part('id', 'gradient'))} "
