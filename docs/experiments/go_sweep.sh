@@ -12,7 +12,8 @@
 # Each run: 'native train --device DEVICE --config CONFIG --split SPLIT --steps STEPS --seed SEED
 # --out RUNS/NN_NAME', stopped with SIGINT (it saves its checkpoint and exits) once it has used its
 # share of the time; then 'native eval --json' of its weights (or, if training was stopped, of the
-# checkpoint) on ID and OOD tasks.
+# checkpoint) on ID and OOD tasks, with --time-limit 20 s short of its share (a stopped evaluation
+# reports the tasks it did: eval column PT).
 #
 # Environment (defaults):
 #   OUT=./out          results folder: summary.txt, all_logs.txt (and runs/ unless PRUNE=1)
