@@ -80,6 +80,10 @@ func (e SplitEvent) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(e))
 }
 
+// splitTrace, when set (tests only: TestSplitCrossCheck), receives
+// splitSymbol's intermediate values by name as they are computed.
+var splitTrace func(name string, v any)
+
 // splitDue reports whether a split runs before step (0-based) of the run.
 func (tr *Trainer) splitDue(step int) bool {
 	c := tr.M.Cfg.Train
@@ -151,6 +155,10 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			dead = k
 			break
 		}
+	}
+	if splitTrace != nil {
+		splitTrace("am", am)
+		splitTrace("dead", dead)
 	}
 	if dead < 0 {
 		ev.Skipped = "no dead symbol"
@@ -241,6 +249,15 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			A = k
 		}
 	}
+	if splitTrace != nil {
+		splitTrace("pair_nll", pairNLL)
+		splitTrace("cost", cost)
+		splitTrace("A", A)
+		if cfg.Sym() {
+			splitTrace("st", stH)
+			splitTrace("dn", dnH)
+		}
+	}
 	if A == 0 || cost[A] <= 0 {
 		ev.Skipped = "no symbol but SKIP in use"
 		return ev, nil
@@ -259,6 +276,10 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	G := make([][]float64, len(rows))
 	for i, r := range rows {
 		G[i] = slotGrad(r)
+	}
+	if splitTrace != nil {
+		splitTrace("rows", rows)
+		splitTrace("G", G)
 	}
 
 	// 3. The projections of the slots' gradients on their top principal
@@ -354,6 +375,11 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			}
 		}
 	}
+	if splitTrace != nil {
+		splitTrace("proj", proj)
+		splitTrace("median", med)
+		splitTrace("plus", plus)
+	}
 	if np == 0 || nm == 0 {
 		ev.Skipped = fmt.Sprintf("symbol %d: one side empty", A)
 		return ev, nil
@@ -440,6 +466,9 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			sp = math.Sqrt(sp / float64(len(rows)-1)) // unbiased, as torch's std
 		}
 		sp = max(sp, 1e-6)
+		if splitTrace != nil {
+			splitTrace("spread", sp)
+		}
 		for j := range D {
 			W[dead*D+j] = W[A*D+j] + float32(alpha*wn[j]/sp)
 		}
