@@ -143,27 +143,13 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 	}
 
 	// Parameters and moments.
-	LV, KLV := L*V, K*L*V
+	LV := L * V
 	after := tr.M.P.Export(true)
 	for i, a := range after {
 		bt := before[i]
 		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
 		moment := base != a.Name
-		// dst(j) reports whether element j is row/columns Dn of a tensor the
-		// split sets, and src the matching element of A.
-		var dst func(j int) (bool, int)
-		switch base {
-		case "head.2.weight", "head.2.bias", "symB":
-			w := len(a.Data) / K
-			dst = func(j int) (bool, int) { return j/w == Dn, A*w + j%w }
-		case "symW":
-			dst = func(j int) (bool, int) {
-				c := j % KLV
-				return c/LV == Dn, j - c + A*LV + c%LV
-			}
-		default:
-			dst = func(int) (bool, int) { return false, 0 }
-		}
+		dst := splitDst(base, len(a.Data), K, LV, A, Dn)
 		for j := range a.Data {
 			set, src := dst(j)
 			switch {
@@ -552,19 +538,7 @@ func testSplitSymbolSymMap(t *testing.T, mixed bool) {
 		bt := before[i]
 		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
 		moment := base != a.Name
-		var dst func(j int) (bool, int)
-		switch base {
-		case "head.2.weight", "head.2.bias", "symB":
-			w := len(a.Data) / K
-			dst = func(j int) (bool, int) { return j/w == Dn, A*w + j%w }
-		case "symW":
-			dst = func(j int) (bool, int) {
-				c := j % KLV
-				return c/LV == Dn, j - c + A*LV + c%LV
-			}
-		default:
-			dst = func(int) (bool, int) { return false, 0 }
-		}
+		dst := splitDst(base, len(a.Data), K, LV, A, Dn)
 		for j := range a.Data {
 			set, src := dst(j)
 			switch {
@@ -680,4 +654,24 @@ func testSplitSymbolSymMap(t *testing.T, mixed bool) {
 	if on, off := nll(true), nll(false); !(on < off) {
 		t.Errorf("NLL with the plus side on D %g, on A %g: want lower on D", on, off)
 	}
+}
+
+// splitDst returns, for the split of symbol A into Dn, a function that
+// reports whether element j of the exported tensor (or moment) named base
+// (n elements) is one the sym split sets — row Dn of the head's output
+// layer, of symB, or map Dn's columns of symW — and src, the matching
+// element of A.
+func splitDst(base string, n, K, LV, A, Dn int) func(j int) (set bool, src int) {
+	switch base {
+	case "head.2.weight", "head.2.bias", "symB":
+		w := n / K
+		return func(j int) (bool, int) { return j/w == Dn, A*w + j%w }
+	case "symW":
+		KLV := K * LV
+		return func(j int) (bool, int) {
+			c := j % KLV
+			return c/LV == Dn, j - c + A*LV + c%LV
+		}
+	}
+	return func(int) (bool, int) { return false, 0 }
 }

@@ -467,6 +467,16 @@ func TestActsAs(t *testing.T) {
 // task's hidden program.
 func searchRight(t *testing.T, nli safejs.Value, task model.Task) {
 	t.Helper()
+	r := searchSmall(t, nli, task)
+	if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
+		t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
+	}
+}
+
+// searchSmall runs the module's search on task with 8 starts × 40 steps
+// (seed 0) and logs what it found.
+func searchSmall(t *testing.T, nli safejs.Value, task model.Task) resultJSON {
+	t.Helper()
 	v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
 	if err != nil {
 		t.Fatal(err)
@@ -474,9 +484,7 @@ func searchRight(t *testing.T, nli safejs.Value, task model.Task) {
 	var r resultJSON
 	decode(t, v, &r)
 	t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
-	if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 || r.Acts != task.Program {
-		t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
-	}
+	return r
 }
 
 // TestShippedShiftL answers a known shift-l OOD task with the shipped
@@ -581,13 +589,7 @@ func TestShippedCompI(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, task := range model.GenTasks(model.SplitCompI, model.PartOOD, 6, 4, 1234)[4:] {
-		v, err := call(t, nli, "search", taskJSON(t, task), obj(t, `{"starts": 8, "steps": 40, "seed": 0}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r resultJSON
-		decode(t, v, &r)
-		t.Logf("%s (%s): program %v acts as %q, solved at step %d, %.0f ms", task.ID, task.Program, r.Program, r.Acts, r.SolvedAt, r.Ms)
+		r := searchSmall(t, nli, task)
 		if r.Correct == nil || !*r.Correct || r.SpecPairs != 4 {
 			t.Errorf("search = %+v, want the right answer to %s", r, task.Program)
 			continue
