@@ -1,5 +1,5 @@
 // The one configuration struct: model sizes, training recipe and search
-// settings, with the named presets "tiny" and "default" and validation.
+// settings, with the named presets "tiny", "default" and "sym" and validation.
 
 package model
 
@@ -203,15 +203,42 @@ func Tiny() Config {
 	return c
 }
 
-// Preset returns the named configuration ("tiny" or "default").
+// SymRecipe returns the recipe that trains all three splits (not yet every
+// seed; docs/DESIGN.md, "The recipe"): the symbol-selected interpreter with
+// K 16, lr 1e-3 after 300 warm-up steps, τ_e from 2 annealed over 8000
+// steps, λ and the program noise ramped in, the head at 0.2× the learning
+// rate, and the search's τ_e from 4. Comp-i adds the contrast loss and
+// symbol splitting (train.contrast, train.split_every). It is
+// docs/experiments/go/default-sym-k16.json under the name "sym"
+// (TestSymRecipeIsTheSweepConfig).
+func SymRecipe() Config {
+	c := Default()
+	c.Name = "sym"
+	c.Exec = ExecSym
+	c.K = 16
+	c.Train.LR = 1e-3
+	c.Train.TauE0 = 2
+	c.Train.AnnealSteps = 8000
+	c.Train.Warmup = 300
+	c.Train.LambdaWarm = 0.5
+	c.Train.NoiseRamp = 0.4
+	c.Train.HeadLRMult = 0.2
+	c.Train.LRDecayFrom = 0
+	c.Search.TauE0 = 4 // SPEC §4: 2 (docs/DESIGN.md, "Search temperature")
+	return c
+}
+
+// Preset returns the named configuration ("tiny", "default" or "sym").
 func Preset(name string) (Config, error) {
 	switch name {
 	case "tiny":
 		return Tiny(), nil
 	case "default":
 		return Default(), nil
+	case "sym":
+		return SymRecipe(), nil
 	}
-	return Config{}, fmt.Errorf("unknown config %q (want tiny or default)", name)
+	return Config{}, fmt.Errorf("unknown config %q (want tiny, default or sym)", name)
 }
 
 // Validate reports the first setting that is out of range, naming its field.

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"cmp"
 	"math"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -387,4 +389,29 @@ func benchTrainStep(b *testing.B, workers int) {
 func BenchmarkTrainStepDefault(b *testing.B) {
 	b.Run("workers=all", func(b *testing.B) { benchTrainStep(b, 0) })
 	b.Run("workers=1", func(b *testing.B) { benchTrainStep(b, 1) })
+}
+
+// TestSymRecipeIsTheSweepConfig: the "sym" preset is the config the sweeps
+// and the shipped shift-p and comp-i models used,
+// docs/experiments/go/default-sym-k16.json, field for field but the name.
+func TestSymRecipeIsTheSweepConfig(t *testing.T) {
+	b, err := os.ReadFile("../docs/experiments/go/default-sym-k16.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ParseConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Preset("sym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want.Name = got.Name
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Preset(\"sym\") = %+v\nwant default-sym-k16.json's %+v", got, want)
+	}
 }

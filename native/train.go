@@ -33,7 +33,7 @@ const (
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", stderr)
 	split := fs.String("split", "", "task split: shift-l, shift-p or comp-i (required)")
-	cfgName := fs.String("config", "tiny", "config preset (tiny, default) or a JSON config file")
+	cfgName := fs.String("config", "tiny", "config preset (tiny, default, sym) or a JSON config file")
 	steps := fs.Int("steps", 0, "total training steps (required; the temperature schedule spans them)")
 	seed := fs.Uint64("seed", 0, "run seed (data stream and noise)")
 	out := fs.String("out", "", "run directory (required)")
@@ -255,7 +255,7 @@ func loadConfig(name string) (model.Config, error) {
 		return c, nil
 	}
 	if !strings.HasSuffix(name, ".json") {
-		return model.Config{}, fmt.Errorf("--config %q: not a preset (tiny, default) nor a .json file", name)
+		return model.Config{}, fmt.Errorf("--config %q: not a preset (tiny, default, sym) nor a .json file", name)
 	}
 	b, err := os.ReadFile(name)
 	if err != nil {

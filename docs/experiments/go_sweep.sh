@@ -5,7 +5,7 @@
 #
 # LIST.txt: one run a line, 'NAME SPLIT STEPS SEED CONFIG [extra native train flags]'; text after
 # '#' and blank lines are ignored. CONFIG is a JSON config looked up beside LIST.txt, then as given
-# (from the current directory), else passed on as a preset name (tiny, default). The extra flags go
+# (from the current directory), else passed on as a preset name (tiny, default, sym). The extra flags go
 # to 'native train' (e.g. --lr 3e-4 --log-every 10). FIRST-LAST (1-based, counting runs only) runs
 # a subset.
 #
