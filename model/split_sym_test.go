@@ -145,21 +145,9 @@ func testSplitSymbolSym(t *testing.T, mixed bool) {
 	// Parameters and moments.
 	LV := L * V
 	after := tr.M.P.Export(true)
-	for i, a := range after {
-		bt := before[i]
-		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
-		moment := base != a.Name
-		dst := splitDst(base, len(a.Data), K, LV, A, Dn)
-		for j := range a.Data {
-			set, src := dst(j)
-			switch {
-			case !set && a.Data[j] != bt.Data[j]:
-				t.Fatalf("%s[%d] changed by the split (%g → %g)", a.Name, j, bt.Data[j], a.Data[j])
-			case set && (moment || base == "symW" || base == "symB") && a.Data[j] != bt.Data[src]:
-				t.Fatalf("%s[%d] of the new symbol %g, want a copy of symbol %d's %g", a.Name, j, a.Data[j], A, bt.Data[src])
-			}
-		}
-	}
+	checkSplitCopies(t, before, after, K, LV, A, Dn, func(base string, moment bool) bool {
+		return moment || base == "symW" || base == "symB"
+	})
 	// D's head row differs from A's (a discriminant), and A's map equals
 	// D's (checked above against before; A's own columns did not change).
 	var w []float32
@@ -534,21 +522,9 @@ func testSplitSymbolSymMap(t *testing.T, mixed bool) {
 		t.Fatalf("no tensor %s", name)
 		return nil
 	}
-	for i, a := range after {
-		bt := before[i]
-		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
-		moment := base != a.Name
-		dst := splitDst(base, len(a.Data), K, LV, A, Dn)
-		for j := range a.Data {
-			set, src := dst(j)
-			switch {
-			case !set && a.Data[j] != bt.Data[j]:
-				t.Fatalf("%s[%d] changed by the split (%g → %g)", a.Name, j, bt.Data[j], a.Data[j])
-			case set && (moment || base == "head.2.weight") && a.Data[j] != bt.Data[src]:
-				t.Fatalf("%s[%d] of the new symbol %g, want a copy of symbol %d's %g", a.Name, j, a.Data[j], A, bt.Data[src])
-			}
-		}
-	}
+	checkSplitCopies(t, before, after, K, LV, A, Dn, func(base string, moment bool) bool {
+		return moment || base == "head.2.weight"
+	})
 	bb, ba := byName(before, "head.2.bias"), byName(after, "head.2.bias")
 	if want := float32(float64(bb[A]) - delta); ba[Dn] != want {
 		t.Errorf("D's bias %g, want A's %g − %g = %g", ba[Dn], bb[A], delta, want)
@@ -674,4 +650,27 @@ func splitDst(base string, n, K, LV, A, Dn int) func(j int) (set bool, src int) 
 		}
 	}
 	return func(int) (bool, int) { return false, 0 }
+}
+
+// checkSplitCopies compares the exported parameters and moments after a sym
+// split with those before: every element the split does not set
+// (splitDst) is unchanged, and those it sets in a tensor for which
+// copied(base name, is a moment) holds are copies of symbol A's.
+func checkSplitCopies(t *testing.T, before, after []NamedTensor, K, LV, A, Dn int, copied func(base string, moment bool) bool) {
+	t.Helper()
+	for i, a := range after {
+		bt := before[i]
+		base := strings.TrimPrefix(strings.TrimPrefix(a.Name, "adam_m/"), "adam_v/")
+		cp := copied(base, base != a.Name)
+		dst := splitDst(base, len(a.Data), K, LV, A, Dn)
+		for j := range a.Data {
+			set, src := dst(j)
+			switch {
+			case !set && a.Data[j] != bt.Data[j]:
+				t.Fatalf("%s[%d] changed by the split (%g → %g)", a.Name, j, bt.Data[j], a.Data[j])
+			case set && cp && a.Data[j] != bt.Data[src]:
+				t.Fatalf("%s[%d] of the new symbol %g, want a copy of symbol %d's %g", a.Name, j, a.Data[j], A, bt.Data[src])
+			}
+		}
+	}
 }
