@@ -203,14 +203,17 @@ func Tiny() Config {
 	return c
 }
 
-// SymRecipe returns the recipe that trains all three splits (not yet every
-// seed; docs/DESIGN.md, "The recipe"): the symbol-selected interpreter with
-// K 16, lr 1e-3 after 300 warm-up steps, τ_e from 2 annealed over 8000
-// steps, λ and the program noise ramped in, the head at 0.2× the learning
-// rate, and the search's τ_e from 4. Comp-i adds the contrast loss and
-// symbol splitting (train.contrast, train.split_every). It is
-// docs/experiments/go/default-sym-k16.json under the name "sym"
-// (TestSymRecipeIsTheSweepConfig).
+// SymRecipe returns the recipe of docs/DESIGN.md, "The recipe" (Go sweep
+// 16, which trained the three shipped symmap models; every seed of
+// shift-l, not yet every seed of shift-p and comp-i): the symbol-selected
+// interpreter with K 16, lr 1e-3 after 300 warm-up steps and a cosine
+// decay to 0.05× over the second half of the run, τ_e from 2 annealed over
+// 5000 steps, λ and the program noise ramped in, the head at 0.2× the
+// learning rate, a map-route symbol split (δ 0.2) every 500 steps from
+// step 1500 to 70% of the run, and the search's τ_e from 4. It was run for
+// 10000 steps; comp-i adds the contrast loss (train.contrast 0.5,
+// train.contrast_frac 0.7). It is docs/experiments/go/recipe-sym.json
+// under the name "sym" (TestSymRecipeIsTheSweepConfig).
 func SymRecipe() Config {
 	c := Default()
 	c.Name = "sym"
@@ -218,12 +221,17 @@ func SymRecipe() Config {
 	c.K = 16
 	c.Train.LR = 1e-3
 	c.Train.TauE0 = 2
-	c.Train.AnnealSteps = 8000
+	c.Train.AnnealSteps = 5000
 	c.Train.Warmup = 300
 	c.Train.LambdaWarm = 0.5
 	c.Train.NoiseRamp = 0.4
 	c.Train.HeadLRMult = 0.2
-	c.Train.LRDecayFrom = 0
+	c.Train.LRDecayFrom = 0.5
+	c.Train.LRMin = 0.05
+	c.Train.SplitEvery = 500
+	c.Train.SplitStart = 1500
+	c.Train.SplitRoute = "map"
+	c.Train.SplitDelta = 0.2
 	c.Search.TauE0 = 4 // SPEC §4: 2 (docs/DESIGN.md, "Search temperature")
 	return c
 }

@@ -11,7 +11,7 @@
 // NLI_SPLIT_XCHECK_CONFIG (default docs/experiments/go/tiny-sym-k16.json,
 // initialised with NLI_SPLIT_XCHECK_SEED, default 0) or
 // NLI_SPLIT_XCHECK_WEIGHTS (a trained exec-sym weights file, e.g.
-// weights/comp-i-go-sym-s2.nliw.sz, run at its schedule's end),
+// weights/comp-i-go-symmap-s5.nliw.sz, run at its schedule's end),
 // NLI_SPLIT_XCHECK_STEPS (training steps before the split, default 5: the
 // moments), NLI_SPLIT_XCHECK_BATCH (the batch's specifications) and
 // NLI_SPLIT_XCHECK_MIX=1 (a second symbol takes half of the most used

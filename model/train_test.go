@@ -391,11 +391,12 @@ func BenchmarkTrainStepDefault(b *testing.B) {
 	b.Run("workers=1", func(b *testing.B) { benchTrainStep(b, 1) })
 }
 
-// TestSymRecipeIsTheSweepConfig: the "sym" preset is the config the sweeps
-// and the shipped shift-p and comp-i models used,
-// docs/experiments/go/default-sym-k16.json, field for field but the name.
+// TestSymRecipeIsTheSweepConfig: the "sym" preset is the config Go sweep 16
+// and the shipped symmap models used, docs/experiments/go/recipe-sym.json
+// (default-sym-k16.json with that sweep's settings), field for field but the
+// name.
 func TestSymRecipeIsTheSweepConfig(t *testing.T) {
-	b, err := os.ReadFile("../docs/experiments/go/default-sym-k16.json")
+	b, err := os.ReadFile("../docs/experiments/go/recipe-sym.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,6 +413,6 @@ func TestSymRecipeIsTheSweepConfig(t *testing.T) {
 	}
 	want.Name = got.Name
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Preset(\"sym\") = %+v\nwant default-sym-k16.json's %+v", got, want)
+		t.Errorf("Preset(\"sym\") = %+v\nwant recipe-sym.json's %+v", got, want)
 	}
 }
