@@ -94,10 +94,12 @@ type TrainConfig struct {
 	SplitAlpha float64 `json:"split_alpha,omitempty"`
 	// SplitRoute picks how exec sym's split routes A's tasks to the new
 	// symbol D (recipe.py --split_route): "" or "head" (D's head row is
-	// A's plus the capped discriminant), or "map" (D's head row is A's
+	// A's plus the capped discriminant), "map" (D's head row is A's
 	// with its bias lower by SplitDelta, default 0.5, and D's map is A's
 	// one relative step SplitEta down the gradient of the plus side's
-	// NLL). Exec sym only; SplitDelta only with "map".
+	// NLL), or "both" (the head route's row and the map route's map: the
+	// plus side turns to D at once, and D's map already suits it; no
+	// recipe.py counterpart). Exec sym only; SplitDelta only with "map".
 	SplitRoute string  `json:"split_route,omitempty"`
 	SplitDelta float64 `json:"split_delta,omitempty"`
 	// Contrast adds Contrast × a task-identity loss on the inductor's
@@ -152,6 +154,7 @@ const (
 const (
 	SplitRouteHead = "head"
 	SplitRouteMap  = "map"
+	SplitRouteBoth = "both"
 )
 
 // FiLM reports whether the interpreter is the FiLM-conditioned MLP.
@@ -321,19 +324,20 @@ func (c Config) Validate() error {
 	}
 	frac("train.split_end", t.SplitEnd)
 	switch t.SplitRoute {
-	case "", SplitRouteHead, SplitRouteMap:
+	case "", SplitRouteHead, SplitRouteMap, SplitRouteBoth:
 		if t.SplitRoute != "" && !c.Sym() {
 			errs = append(errs, fmt.Errorf("config: train.split_route = %q needs exec %q (the MLP and FiLM splits have one route; leave it empty)", t.SplitRoute, ExecSym))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("config: train.split_route = %q, want %q, %q or empty (head)", t.SplitRoute, SplitRouteHead, SplitRouteMap))
+		errs = append(errs, fmt.Errorf("config: train.split_route = %q, want %q, %q, %q or empty (head)", t.SplitRoute, SplitRouteHead, SplitRouteMap, SplitRouteBoth))
 	}
 	mapRoute := c.Sym() && t.SplitRoute == SplitRouteMap
-	if t.SplitEta != 0 && c.Sym() && !mapRoute {
+	stepsMap := c.Sym() && (t.SplitRoute == SplitRouteMap || t.SplitRoute == SplitRouteBoth)
+	if t.SplitEta != 0 && c.Sym() && !stepsMap {
 		// Exec sym's head route copies A's map to D and moves no
 		// instruction embedding (exec sym does not read E_v), so η would
-		// be ignored; the map route steps D's map by η.
-		errs = append(errs, fmt.Errorf("config: train.split_eta = %g with exec %q: the head route moves no instruction embedding (leave it 0, or set train.split_route = %q)", t.SplitEta, ExecSym, SplitRouteMap))
+		// be ignored; the map and both routes step D's map by η.
+		errs = append(errs, fmt.Errorf("config: train.split_eta = %g with exec %q: the head route moves no instruction embedding (leave it 0, or set train.split_route = %q or %q)", t.SplitEta, ExecSym, SplitRouteMap, SplitRouteBoth))
 	}
 	if t.SplitAlpha != 0 && mapRoute {
 		errs = append(errs, fmt.Errorf("config: train.split_alpha = %g with train.split_route %q: the map route sets no discriminant (leave it 0)", t.SplitAlpha, SplitRouteMap))

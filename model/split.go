@@ -33,7 +33,12 @@
 // η‖w_A‖ down the normalised gradient of the plus side's NLL with respect
 // to A's map (splitMapStep): the plus side's tasks do better on D, and the
 // inductor's own gradient routes them there. A and its map stay; D's
-// moments are copies of A's on both routes.
+// moments are copies of A's on both routes. Route "both" (no recipe.py
+// counterpart) sets D's head row as the head route does and D's map as the
+// map route does: Go sweep 16's failed comp-i seeds split the same merged
+// symbol every 500 steps into exactly its two primitives (rev | swap) on
+// the map route, with no slot turning to D (to_D 0), and the two merged
+// again before the next split.
 
 package model
 
@@ -117,10 +122,11 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		delta = 0.5
 	}
 	mapRoute := cfg.Sym() && cfg.Train.SplitRoute == SplitRouteMap
+	bothRoute := cfg.Sym() && cfg.Train.SplitRoute == SplitRouteBoth
 	if cfg.Sym() {
 		ev.Route = SplitRouteHead
-		if mapRoute {
-			ev.Route = SplitRouteMap
+		if mapRoute || bothRoute {
+			ev.Route = cfg.Train.SplitRoute
 		}
 	}
 
@@ -502,6 +508,18 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			for i := range L * cfg.DS {
 				copy(ms[i*KLV+dead*LV:i*KLV+(dead+1)*LV], ms[i*KLV+A*LV:i*KLV+(A+1)*LV])
 			}
+		}
+		if bothRoute {
+			// D's map, a copy of A's above, moved as the map route moves
+			// it (its moments stay A's copies).
+			var plusRows []int
+			for i, r := range rows {
+				if plus[i] {
+					plusRows = append(plusRows, r)
+				}
+			}
+			splitMapStep(sw, sb, get("Eio"), get("P"), stH, dnH, plusRows, A, dead, N, T, K, L, V, cfg.DS, eta)
+			ev.plusRows = plusRows
 		}
 	} else {
 		E := get("Ev")

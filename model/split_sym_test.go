@@ -674,3 +674,95 @@ func checkSplitCopies(t *testing.T, before, after []NamedTensor, K, LV, A, Dn in
 		}
 	}
 }
+
+// TestSplitSymbolSymBoth: the "both" route is the head route's head row and
+// the map route's map. Three trainers in the same state split the same
+// symbol, one per route: "both" sets D's head row and bias exactly as
+// "head" does (so the same slots turn to D, and some do), and D's map
+// (symW columns, symB row) exactly as "map" does; everything else, moments
+// included, as "head".
+func TestSplitSymbolSymBoth(t *testing.T) {
+	for _, mixed := range []bool{false, true} {
+		name := "all-on-3"
+		if mixed {
+			name = "3-and-5"
+		}
+		t.Run(name, func(t *testing.T) { testSplitSymbolSymBoth(t, mixed) })
+	}
+}
+
+func testSplitSymbolSymBoth(t *testing.T, mixed bool) {
+	const eta = 0.2
+	split := func(route string) (*SplitEvent, []NamedTensor, []int) {
+		cfg := withSym(smallConfig())
+		cfg.Train.SplitRoute = route
+		if route != SplitRouteHead {
+			cfg.Train.SplitEta = eta
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		tr := symSplitTrainer(t, cfg, mixed)
+		ev, err := tr.splitSymbol(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Skipped != "" || ev.Route != route {
+			t.Fatalf("%s route: split %+v", route, ev)
+		}
+		return ev, tr.M.P.Export(true), programsOf(tr)
+	}
+	evH, pH, progH := split(SplitRouteHead)
+	evM, pM, _ := split(SplitRouteMap)
+	evB, pB, progB := split(SplitRouteBoth)
+	A, Dn := evB.Symbol, evB.New
+	if evH.Symbol != A || evM.Symbol != A || evH.New != Dn || evM.New != Dn {
+		t.Fatalf("routes split different symbols: head %d→%d, map %d→%d, both %d→%d", evH.Symbol, evH.New, evM.Symbol, evM.New, A, Dn)
+	}
+	if evB.ToD != evH.ToD || evB.OthersToD != evH.OthersToD || evB.ToD == 0 || !slices.Equal(progB, progH) {
+		t.Errorf("both route: to_D %d (others %d), head route: %d (%d); want the head route's slots on D, some", evB.ToD, evB.OthersToD, evH.ToD, evH.OthersToD)
+	}
+	if len(evB.plusRows) == 0 || !slices.Equal(evB.plusRows, evM.plusRows) {
+		t.Errorf("plus side: both %v, map %v", evB.plusRows, evM.plusRows)
+	}
+	sc := withSym(smallConfig())
+	K, LV := sc.K, sc.L*sc.V
+	for i := range pB {
+		name, b := pB[i].Name, pB[i].Data
+		want := pH[i].Data // the head route's, but for D's map
+		if name == "symW" || name == "symB" {
+			want = slices.Clone(want)
+			dst := splitDst(name, len(want), K, LV, A, Dn)
+			for j := range want {
+				if set, _ := dst(j); set {
+					want[j] = pM[i].Data[j]
+				}
+			}
+		}
+		if pH[i].Name != name || pM[i].Name != name {
+			t.Fatalf("tensor %d: %s / %s / %s", i, pH[i].Name, pM[i].Name, name)
+		}
+		if !slices.Equal(b, want) {
+			n := 0
+			for j := range b {
+				if b[j] != want[j] {
+					n++
+				}
+			}
+			t.Errorf("%s: %d elements differ from the head route's (D's map: the map route's)", name, n)
+		}
+	}
+	// D's map differs from A's (the step was taken).
+	sw := func(ps []NamedTensor) []float32 {
+		for _, x := range ps {
+			if x.Name == "symB" {
+				return x.Data
+			}
+		}
+		t.Fatal("no symB")
+		return nil
+	}
+	if b := sw(pB); slices.Equal(b[Dn*LV:(Dn+1)*LV], b[A*LV:(A+1)*LV]) {
+		t.Error("both route: D's symB row equals A's: no map step")
+	}
+}

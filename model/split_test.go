@@ -144,7 +144,10 @@ func TestSplitResumeBitExact(t *testing.T) {
 	mapRoute := symSplitConfig()
 	mapRoute.Name += "-map"
 	mapRoute.Train.SplitRoute = SplitRouteMap
-	for _, cfg := range []Config{smallConfig(), symSplitConfig(), mapRoute} {
+	bothRoute := symSplitConfig()
+	bothRoute.Name += "-both"
+	bothRoute.Train.SplitRoute = SplitRouteBoth
+	for _, cfg := range []Config{smallConfig(), symSplitConfig(), mapRoute, bothRoute} {
 		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
 	}
 }

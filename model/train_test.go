@@ -241,6 +241,16 @@ func TestConfigValidate(t *testing.T) {
 	if err := split.Validate(); err != nil {
 		t.Errorf("exec sym, route map, defaults: %v", err)
 	}
+	// The both route: split_eta and split_alpha allowed, split_delta not.
+	both := split
+	both.Train.SplitRoute, both.Train.SplitDelta, both.Train.SplitEta, both.Train.SplitAlpha = SplitRouteBoth, 0, 0.2, 2
+	if err := both.Validate(); err != nil {
+		t.Errorf("exec sym, route both, split_eta 0.2, split_alpha 2: %v", err)
+	}
+	both.Train.SplitDelta = 0.2
+	if err := both.Validate(); err == nil || !strings.Contains(err.Error(), "train.split_delta") {
+		t.Errorf("exec sym, route both, split_delta 0.2: %v, want a train.split_delta error", err)
+	}
 	for _, c := range []struct {
 		name string
 		set  func(*Config)
@@ -254,6 +264,7 @@ func TestConfigValidate(t *testing.T) {
 		{"delta without route", func(c *Config) { c.Train.SplitRoute = "" }, "train.split_delta"},
 		{"route map without sym", func(c *Config) { c.Exec, c.Train.SplitDelta = ExecMLP, 0 }, `train.split_route = "map" needs exec "sym"`},
 		{"route head with film", func(c *Config) { c.Exec, c.Train.SplitRoute, c.Train.SplitDelta = ExecFiLM, SplitRouteHead, 0 }, `train.split_route = "head" needs exec "sym"`},
+		{"route both without sym", func(c *Config) { c.Exec, c.Train.SplitRoute, c.Train.SplitDelta = ExecMLP, SplitRouteBoth, 0 }, `train.split_route = "both" needs exec "sym"`},
 	} {
 		bad := split
 		bad.Train.SplitDelta = 0.2
