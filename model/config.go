@@ -233,7 +233,7 @@ func SymRecipe() Config {
 	c.Train.LRMin = 0.05
 	c.Train.SplitEvery = 500
 	c.Train.SplitStart = 1500
-	c.Train.SplitRoute = "map"
+	c.Train.SplitRoute = SplitRouteMap
 	c.Train.SplitDelta = 0.2
 	c.Search.TauE0 = 4 // SPEC §4: 2 (docs/DESIGN.md, "Search temperature")
 	return c

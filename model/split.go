@@ -421,6 +421,15 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 	}
 	W, bias := get("head.2.weight"), get("head.2.bias")
 	moved := []string{"head.2.weight", "head.2.bias"} // tensors whose row dead becomes a copy of row A's moments
+	// plusSide lists the plus side's slots (n·T+t), for the map step.
+	plusSide := func() (rs []int) {
+		for i, r := range rows {
+			if plus[i] {
+				rs = append(rs, r)
+			}
+		}
+		return rs
+	}
 	if mapRoute {
 		// D's head row is A's and its bias δ lower: no slot turns to D.
 		// D's map is A's one step down the gradient of the plus side's
@@ -428,12 +437,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		// gradient routes them there (splitMapStep). A stays.
 		copy(W[dead*D:(dead+1)*D], W[A*D:(A+1)*D])
 		bias[dead] = float32(float64(bias[A]) - delta)
-		var plusRows []int
-		for i, r := range rows {
-			if plus[i] {
-				plusRows = append(plusRows, r)
-			}
-		}
+		plusRows := plusSide()
 		splitMapStep(get("symW"), get("symB"), get("Eio"), get("P"), stH, dnH, plusRows, A, dead, N, T, K, L, V, cfg.DS, eta)
 		ev.plusRows = plusRows
 		moved = append(moved, "symB")
@@ -512,12 +516,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		if bothRoute {
 			// D's map, a copy of A's above, moved as the map route moves
 			// it (its moments stay A's copies).
-			var plusRows []int
-			for i, r := range rows {
-				if plus[i] {
-					plusRows = append(plusRows, r)
-				}
-			}
+			plusRows := plusSide()
 			splitMapStep(sw, sb, get("Eio"), get("P"), stH, dnH, plusRows, A, dead, N, T, K, L, V, cfg.DS, eta)
 			ev.plusRows = plusRows
 		}
