@@ -43,12 +43,18 @@ func symSplitConfig() Config {
 // and bias (moments copied), changes nothing else, sends part of A's slots
 // to D and no other slot, and reports that.
 func TestSplitSymbolSym(t *testing.T) {
+	runMixed(t, testSplitSymbolSym)
+}
+
+// runMixed runs test as two subtests: every slot on symbol 3 ("all-on-3"),
+// and symbols 3 and 5 sharing the batch ("3-and-5"; symSplitTrainer's mixed).
+func runMixed(t *testing.T, test func(t *testing.T, mixed bool)) {
 	for _, mixed := range []bool{false, true} {
 		name := "all-on-3"
 		if mixed {
 			name = "3-and-5"
 		}
-		t.Run(name, func(t *testing.T) { testSplitSymbolSym(t, mixed) })
+		t.Run(name, func(t *testing.T) { test(t, mixed) })
 	}
 }
 
@@ -460,13 +466,7 @@ func TestTopEigen(t *testing.T) {
 // symB.Grad); A's map and everything else are unchanged; D's moments are
 // copies of A's; and with the plus side on D the batch's NLL is lower.
 func TestSplitSymbolSymMap(t *testing.T) {
-	for _, mixed := range []bool{false, true} {
-		name := "all-on-3"
-		if mixed {
-			name = "3-and-5"
-		}
-		t.Run(name, func(t *testing.T) { testSplitSymbolSymMap(t, mixed) })
-	}
+	runMixed(t, testSplitSymbolSymMap)
 }
 
 func testSplitSymbolSymMap(t *testing.T, mixed bool) {
@@ -682,13 +682,7 @@ func checkSplitCopies(t *testing.T, before, after []NamedTensor, K, LV, A, Dn in
 // (symW columns, symB row) exactly as "map" does; everything else, moments
 // included, as "head".
 func TestSplitSymbolSymBoth(t *testing.T) {
-	for _, mixed := range []bool{false, true} {
-		name := "all-on-3"
-		if mixed {
-			name = "3-and-5"
-		}
-		t.Run(name, func(t *testing.T) { testSplitSymbolSymBoth(t, mixed) })
-	}
+	runMixed(t, testSplitSymbolSymBoth)
 }
 
 func testSplitSymbolSymBoth(t *testing.T, mixed bool) {
@@ -753,7 +747,7 @@ func testSplitSymbolSymBoth(t *testing.T, mixed bool) {
 		}
 	}
 	// D's map differs from A's (the step was taken).
-	sw := func(ps []NamedTensor) []float32 {
+	symBOf := func(ps []NamedTensor) []float32 {
 		for _, x := range ps {
 			if x.Name == "symB" {
 				return x.Data
@@ -762,7 +756,7 @@ func testSplitSymbolSymBoth(t *testing.T, mixed bool) {
 		t.Fatal("no symB")
 		return nil
 	}
-	if b := sw(pB); slices.Equal(b[Dn*LV:(Dn+1)*LV], b[A*LV:(A+1)*LV]) {
+	if b := symBOf(pB); slices.Equal(b[Dn*LV:(Dn+1)*LV], b[A*LV:(A+1)*LV]) {
 		t.Error("both route: D's symB row equals A's: no map step")
 	}
 }
