@@ -126,6 +126,17 @@ type TrainConfig struct {
 	// The states keep their relaxation and this step's noise. 0 (unset): off.
 	HardExec     float64 `json:"hard_exec,omitempty"`
 	HardExecFrom float64 `json:"hard_exec_from,omitempty"`
+	// RestartAt > 0 makes the run restart from fresh parameters when it has
+	// not started to learn by then: after step RestartAt of an attempt, if
+	// the mean NLL of that attempt's last RestartWindow steps is above
+	// RestartNLL and fewer than Restarts restarts were made, the model is
+	// initialised again from the next attempt's seed (AttemptSeed), the
+	// AdamW moments are zeroed and the schedule starts again at step 0 (a
+	// run of S steps with r restarts trains r·RestartAt + S steps). The
+	// criterion reads the training loss only. 0 (unset): off.
+	RestartAt  int     `json:"restart_at,omitempty"`
+	RestartNLL float64 `json:"restart_nll,omitempty"`
+	Restarts   int     `json:"restarts,omitempty"`
 	LogEvery     int     `json:"log_every"`  // metrics line every N steps
 	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
 }
@@ -368,6 +379,13 @@ func (c Config) Validate() error {
 	}
 	if !(t.EncLRMult >= 0) || math.IsInf(t.EncLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.enc_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.EncLRMult))
+	}
+	if t.RestartAt < 0 || t.Restarts < 0 || t.Restarts > 100 {
+		errs = append(errs, fmt.Errorf("config: train.restart_at = %d, train.restarts = %d: want restart_at ≥ 0 (0: off) and 0 ≤ restarts ≤ 100", t.RestartAt, t.Restarts))
+	} else if t.RestartAt > 0 && (t.Restarts == 0 || !(t.RestartNLL > 0) || math.IsInf(t.RestartNLL, 0)) {
+		errs = append(errs, fmt.Errorf("config: train.restart_at = %d needs train.restarts ≥ 1 and a finite train.restart_nll > 0 (have %d, %g)", t.RestartAt, t.Restarts, t.RestartNLL))
+	} else if t.RestartAt == 0 && (t.Restarts != 0 || t.RestartNLL != 0) {
+		errs = append(errs, fmt.Errorf("config: train.restarts = %d, train.restart_nll = %g without train.restart_at: set restart_at or leave them 0", t.Restarts, t.RestartNLL))
 	}
 	pos("train.log_every", t.LogEvery)
 	pos("train.save_every", t.SaveEvery)

@@ -39,6 +39,37 @@ type StepStats struct {
 	Diag *Diagnostics `json:"-"`
 	// Split reports the symbol split run before this step (train.split_every), if any.
 	Split *SplitEvent `json:"-"`
+	// Attempt is the attempt this step belongs to (0: the first;
+	// train.restart_at), Restart the restart check made after it, if any.
+	Attempt int           `json:"attempt,omitempty"`
+	Restart *RestartEvent `json:"-"`
+}
+
+// RestartEvent reports the check of train.restart_at after the last step of
+// an attempt's window: the window's mean NLL against train.restart_nll, and
+// whether the run restarted (then Attempt is the new attempt).
+type RestartEvent struct {
+	NLL       float64 `json:"nll"`       // mean NLL of the attempt's last RestartWindow steps
+	Threshold float64 `json:"threshold"` // train.restart_nll
+	Restarted bool    `json:"restarted"`
+	Attempt   int     `json:"attempt"` // the attempt that trains on
+}
+
+// RestartWindow is how many steps, ending at train.restart_at, the restart
+// criterion averages the NLL over (fewer when restart_at is smaller).
+const RestartWindow = 100
+
+// AttemptSeed is the seed of attempt a of a run with seed seed: the seed
+// itself for the first attempt, a hash of both for later ones (parameters,
+// data stream and noise of a restarted attempt derive from it).
+func AttemptSeed(seed uint64, a int) uint64 {
+	if a == 0 {
+		return seed
+	}
+	z := seed ^ uint64(a)*0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
 }
 
 // Trainer owns one training run: the model, the data stream and the
@@ -50,7 +81,10 @@ type Trainer struct {
 	Split Split
 	Steps int    // total steps of the schedule
 	Step  int    // steps done
-	Seed  uint64 // run seed: data stream and noise derive from it
+	Seed  uint64 // run seed: data stream and noise derive from it (through AttemptSeed)
+	// Attempt counts the restarts made (train.restart_at): the run now
+	// trains attempt Attempt, from AttemptSeed(Seed, Attempt).
+	Attempt int
 	// Diagnose makes TrainStep compute Diagnostics of its batch (diag.go);
 	// set it on log steps only: a diagnosed step costs two extra forward passes.
 	Diagnose bool
@@ -76,6 +110,7 @@ type Trainer struct {
 	// and the targets 0…B−1.
 	ctrOnes, ctrZeros, ctrIdx *Tensor
 	diag                      *diagState // nil until the first diagnosed step
+	nllWin                    float64    // Σ NLL over this attempt's restart window so far
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -84,6 +119,9 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 		return nil, fmt.Errorf("train: steps = %d, must be positive", steps)
 	}
 	cfg := m.Cfg
+	if r := cfg.Train.RestartAt; r >= steps {
+		return nil, fmt.Errorf("train: train.restart_at = %d, must be below the run's %d steps", r, steps)
+	}
 	progs := Programs(split, PartTrain)
 	if len(progs) == 0 {
 		return nil, fmt.Errorf("train: split %q has no training programs", split)
@@ -309,12 +347,13 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train: step %d: %w", tr.Step+1, err)
 	}
 	sch := tr.Schedule(tr.Step)
-	b.Gumbel(tr.nz, noiseSeed(tr.Seed, tr.Step, 0))
+	seed := AttemptSeed(tr.Seed, tr.Attempt)
+	b.Gumbel(tr.nz, noiseSeed(seed, tr.Step, 0))
 	if sch.Noise != 1 {
 		b.Scale(tr.nz, float32(sch.Noise))
 	}
 	if cfg.Train.StateNoise {
-		b.Gumbel(tr.ns, noiseSeed(tr.Seed, tr.Step, 1))
+		b.Gumbel(tr.ns, noiseSeed(seed, tr.Step, 1))
 	}
 	tauE, tauD := sch.TauE, sch.TauD
 	var split *SplitEvent
@@ -359,7 +398,47 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	if err := b.Err(); err != nil {
 		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)
 	}
+	st.Attempt = tr.Attempt
+	st.Restart = tr.restartCheck(st.NLL)
 	return st, nil
+}
+
+// restartCheck runs train.restart_at's criterion after each step: it sums
+// the NLL over the attempt's window and, after its last step, restarts the
+// run when the window's mean is above train.restart_nll and restarts are
+// left. It returns the check's event after that step, else nil.
+func (tr *Trainer) restartCheck(nll float64) *RestartEvent {
+	t := tr.M.Cfg.Train
+	if t.RestartAt == 0 || tr.Attempt >= t.Restarts {
+		return nil
+	}
+	w := min(RestartWindow, t.RestartAt)
+	if tr.Step > t.RestartAt-w && tr.Step <= t.RestartAt {
+		tr.nllWin += nll
+	}
+	if tr.Step != t.RestartAt {
+		return nil
+	}
+	ev := &RestartEvent{NLL: tr.nllWin / float64(w), Threshold: t.RestartNLL, Attempt: tr.Attempt}
+	if ev.NLL > t.RestartNLL {
+		tr.restart()
+		ev.Restarted, ev.Attempt = true, tr.Attempt
+	}
+	return ev
+}
+
+// restart begins the next attempt: fresh parameters, zero AdamW moments,
+// the data stream and noise of its seed, step 0.
+func (tr *Trainer) restart() {
+	tr.Close() // the producer ran ahead on the old stream
+	tr.Attempt++
+	seed := AttemptSeed(tr.Seed, tr.Attempt)
+	m := tr.M
+	m.Init(seed)
+	m.B.Zero(m.P.M)
+	m.B.Zero(m.P.V)
+	tr.pcg.Seed(seed, 0x7472616e) // as NewTrainer's stream for this seed
+	tr.Step, tr.nllWin, tr.diag = 0, 0, nil
 }
 
 // trainState is the checkpoint's extra JSON: everything beyond tensors
@@ -370,6 +449,9 @@ type trainState struct {
 	Step  int    `json:"step"`
 	Seed  uint64 `json:"seed"`
 	RNG   []byte `json:"rng"` // the data stream's PCG state
+	// Attempt and NLLWin: train.restart_at's attempt and window sum.
+	Attempt int     `json:"attempt,omitempty"`
+	NLLWin  float64 `json:"nll_win,omitempty"`
 }
 
 // Checkpoint captures the full training state (parameters, AdamW moments,
@@ -383,7 +465,7 @@ func (tr *Trainer) Checkpoint(prov Provenance) (*WeightsFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	extra, err := json.Marshal(trainState{Split: string(tr.Split), Steps: tr.Steps, Step: tr.Step, Seed: tr.Seed, RNG: rngState})
+	extra, err := json.Marshal(trainState{Split: string(tr.Split), Steps: tr.Steps, Step: tr.Step, Seed: tr.Seed, RNG: rngState, Attempt: tr.Attempt, NLLWin: tr.nllWin})
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +527,10 @@ func ResumeTrainer(b Backend, wf *WeightsFile, name string) (*Trainer, error) {
 	if err := tr.pcg.UnmarshalBinary(st.RNG); err != nil {
 		return nil, fmt.Errorf("%s: data RNG state: %w", name, err)
 	}
-	tr.Step = st.Step
+	if st.Attempt < 0 || st.Attempt > m.Cfg.Train.Restarts || math.IsNaN(st.NLLWin) {
+		return nil, fmt.Errorf("%s: attempt %d outside 0..%d (train.restarts) or a NaN restart window", name, st.Attempt, m.Cfg.Train.Restarts)
+	}
+	tr.Step, tr.Attempt, tr.nllWin = st.Step, st.Attempt, st.NLLWin
 	return tr, nil
 }
 

@@ -341,3 +341,46 @@ func TestCLIBench(t *testing.T) {
 		t.Errorf("bench --check-every 1: %v, report %+v", err, rep)
 	}
 }
+
+// TestCLIRestart: with train.restart_at the run restarts (a metrics line
+// with the check, the following lines with their attempt), and stopping
+// after the restart and resuming gives the same metrics as one run.
+func TestCLIRestart(t *testing.T) {
+	dir := t.TempDir()
+	a, c := filepath.Join(dir, "a"), filepath.Join(dir, "c")
+	common := []string{"train", "--split", "shift-l", "--config", "tiny", "--steps", "5", "--seed", "2",
+		"--batch", "4", "--log-every", "1", "--save-every", "2", "--quiet",
+		"--set", "train.restart_at=3", "--set", "train.restart_nll=1e-6", "--set", "train.restarts=1"}
+	out := mustRun(t, append(common, "--out", a)...)
+	if !strings.Contains(out, "after 1 restarts") || !strings.Contains(out, "8 steps trained in all") {
+		t.Errorf("train output does not report the restart:\n%s", out)
+	}
+	mustRun(t, append(common, "--out", c, "--stop-after", "4")...) // attempt 1, step 1; checkpoint there
+	mustRun(t, append(common[:len(common)-6], "--out", c, "--resume")...)
+	ma, _ := os.ReadFile(filepath.Join(a, metricsFile))
+	mc, _ := os.ReadFile(filepath.Join(c, metricsFile))
+	if got, want := lossesOf(t, mc), lossesOf(t, ma); !slices.Equal(got, want) {
+		t.Fatalf("metrics after resume differ:\n%v\n%v", got, want)
+	}
+	var attempts []int
+	restarts := 0
+	for _, l := range strings.Split(strings.TrimSpace(string(ma)), "\n") {
+		var r struct {
+			Attempt int                 `json:"attempt"`
+			Restart *model.RestartEvent `json:"restart"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, r.Attempt)
+		if r.Restart != nil {
+			restarts++
+			if !r.Restart.Restarted || r.Restart.Attempt != 1 || r.Attempt != 0 {
+				t.Errorf("restart line %s", l)
+			}
+		}
+	}
+	if want := []int{0, 0, 0, 1, 1, 1, 1, 1}; restarts != 1 || !slices.Equal(attempts, want) {
+		t.Errorf("attempts per metrics line %v (want %v), %d restart lines", attempts, want, restarts)
+	}
+}

@@ -89,7 +89,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if tr.Steps != *steps {
 			return fmt.Errorf("--resume: %s is a run of %d steps, not %d (the schedule depends on it)", ckPath, tr.Steps, *steps)
 		}
-		if err := trimMetrics(filepath.Join(*out, metricsFile), tr.Step); err != nil {
+		if err := trimMetrics(filepath.Join(*out, metricsFile), tr.Attempt, tr.Step); err != nil {
 			return err
 		}
 	} else {
@@ -166,8 +166,8 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	samples := cfg.Train.Batch * cfg.Train.Pairs
 	t0, lastT, lastStep := time.Now(), time.Now(), tr.Step
-	for firstStep := tr.Step; tr.Step < tr.Steps; {
-		if *stopAfter > 0 && tr.Step-firstStep == *stopAfter {
+	for done := 0; tr.Step < tr.Steps; done++ {
+		if *stopAfter > 0 && done == *stopAfter {
 			if err := save(); err != nil {
 				return err
 			}
@@ -191,7 +191,15 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if bar != nil {
 			_ = bar.Add(1)
 		}
-		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) || st.Split != nil {
+		if st.Restart != nil && st.Restart.Restarted {
+			fmt.Fprintf(stderr, "\nrestart: mean NLL %.3f of steps %d-%d above train.restart_nll %g; attempt %d of at most %d from seed %d\n",
+				st.Restart.NLL, st.Step-min(model.RestartWindow, st.Step)+1, st.Step, st.Restart.Threshold,
+				tr.Attempt+1, cfg.Train.Restarts+1, model.AttemptSeed(tr.Seed, tr.Attempt))
+			if bar != nil {
+				_ = bar.Set(0)
+			}
+		}
+		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) || st.Split != nil || st.Restart != nil {
 			now := time.Now()
 			rec := map[string]any{
 				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
@@ -215,11 +223,20 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			if st.ST {
 				rec["st"] = true
 			}
+			if st.Attempt > 0 {
+				rec["attempt"] = st.Attempt
+			}
+			if st.Restart != nil {
+				rec["restart"] = st.Restart
+			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {
 				return fmt.Errorf("write %s: %w", metricsFile, err)
 			}
 			lastT, lastStep = now, st.Step
+			if st.Restart != nil && st.Restart.Restarted {
+				lastStep = 0 // the next attempt counts from step 0
+			}
 		}
 		if st.Step%cfg.Train.SaveEvery == 0 || st.Step == tr.Steps {
 			if err := save(); err != nil {
@@ -240,6 +257,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "trained %s on %s for %d steps in %.1fs: weights %s\n", cfg.Name, sp, tr.Step, time.Since(t0).Seconds(), wp)
+	if tr.Attempt > 0 {
+		fmt.Fprintf(stdout, "after %d restarts (train.restart_at): the weights are attempt %d's, seed %d; %d steps trained in all\n",
+			tr.Attempt, tr.Attempt, model.AttemptSeed(tr.Seed, tr.Attempt), tr.Attempt*cfg.Train.RestartAt+tr.Step)
+	}
 	return nil
 }
 
@@ -268,9 +289,10 @@ func loadConfig(name string) (model.Config, error) {
 	return c, nil
 }
 
-// trimMetrics drops metric lines logged after the checkpoint's step, so a
+// trimMetrics drops metric lines logged after the checkpoint's attempt and
+// step (train.restart_at: lines carry their attempt, 0 when absent), so a
 // resumed run's metrics file reads as one uninterrupted run.
-func trimMetrics(path string, step int) error {
+func trimMetrics(path string, attempt, step int) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -283,12 +305,13 @@ func trimMetrics(path string, step int) error {
 	sc.Buffer(make([]byte, 1<<16), 1<<24)
 	for ln := 1; sc.Scan(); ln++ {
 		var rec struct {
-			Step *int `json:"step"`
+			Step    *int `json:"step"`
+			Attempt int  `json:"attempt"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Step == nil {
 			return fmt.Errorf("%s:%d: not a metrics record", path, ln)
 		}
-		if *rec.Step <= step {
+		if rec.Attempt < attempt || rec.Attempt == attempt && *rec.Step <= step {
 			keep.Write(sc.Bytes())
 			keep.WriteByte('\n')
 		}
