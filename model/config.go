@@ -137,8 +137,8 @@ type TrainConfig struct {
 	RestartAt  int     `json:"restart_at,omitempty"`
 	RestartNLL float64 `json:"restart_nll,omitempty"`
 	Restarts   int     `json:"restarts,omitempty"`
-	LogEvery     int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery    int     `json:"save_every"` // checkpoint every N steps
+	LogEvery   int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
