@@ -126,6 +126,14 @@ type TrainConfig struct {
 	// The states keep their relaxation and this step's noise. 0 (unset): off.
 	HardExec     float64 `json:"hard_exec,omitempty"`
 	HardExecFrom float64 `json:"hard_exec_from,omitempty"`
+	// Pretrain > 0 trains the inductor's encoder alone with the
+	// task-identity loss (Contrast, which must be set) for the run's first
+	// Pretrain steps, before the NLL enters: no head, interpreter or noise,
+	// the learning rate warmed up as usual. The rest of the schedule
+	// (temperatures, anneal_steps, warm-up, ramps, decay, split_start,
+	// contrast_frac, st_from, hard_exec_from) then runs over the steps after
+	// it, as if the run started there with steps − Pretrain steps. 0: off.
+	Pretrain int `json:"pretrain,omitempty"`
 	// RestartAt > 0 makes the run restart from fresh parameters when it has
 	// not started to learn by then: after step RestartAt of an attempt, if
 	// the mean NLL of that attempt's last RestartWindow steps is above
@@ -381,6 +389,14 @@ func (c Config) Validate() error {
 	}
 	if !(t.EncLRMult >= 0) || math.IsInf(t.EncLRMult, 0) {
 		errs = append(errs, fmt.Errorf("config: train.enc_lr_mult = %g, must be ≥ 0 and finite (0: 1)", t.EncLRMult))
+	}
+	if t.Pretrain < 0 {
+		errs = append(errs, fmt.Errorf("config: train.pretrain = %d, must be ≥ 0 (0: off)", t.Pretrain))
+	} else if t.Pretrain > 0 && !(t.Contrast > 0) {
+		errs = append(errs, fmt.Errorf("config: train.pretrain = %d needs train.contrast > 0 (the encoder's pretraining loss)", t.Pretrain))
+	}
+	if t.RestartAt > 0 && t.Pretrain > 0 && t.RestartAt-min(RestartWindow, t.RestartAt) < t.Pretrain {
+		errs = append(errs, fmt.Errorf("config: train.restart_at = %d: its %d-step NLL window must come after train.pretrain's %d steps", t.RestartAt, min(RestartWindow, t.RestartAt), t.Pretrain))
 	}
 	if t.RestartAt < 0 || t.Restarts < 0 || t.Restarts > 100 {
 		errs = append(errs, fmt.Errorf("config: train.restart_at = %d, train.restarts = %d: want restart_at ≥ 0 (0: off) and 0 ≤ restarts ≤ 100", t.RestartAt, t.Restarts))

@@ -92,6 +92,7 @@ var splitTrace func(name string, v any)
 // splitDue reports whether a split runs before step (0-based) of the run.
 func (tr *Trainer) splitDue(step int) bool {
 	c := tr.M.Cfg.Train
+	step, steps := tr.mainStep(step) // train.pretrain's steps do not count
 	if c.SplitEvery <= 0 || step < c.SplitStart || step%c.SplitEvery != 0 {
 		return false
 	}
@@ -99,7 +100,7 @@ func (tr *Trainer) splitDue(step int) bool {
 	if end == 0 {
 		end = 0.7
 	}
-	return float64(step)/float64(tr.Steps) < end
+	return float64(step)/float64(steps) < end
 }
 
 // splitSymbol runs one split on the batch in tr.x, tr.y (tr.prog its

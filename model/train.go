@@ -39,6 +39,9 @@ type StepStats struct {
 	Diag *Diagnostics `json:"-"`
 	// Split reports the symbol split run before this step (train.split_every), if any.
 	Split *SplitEvent `json:"-"`
+	// Pretrain marks a step of train.pretrain (the encoder alone: NLL, Reg
+	// and the diagnostics are not computed).
+	Pretrain bool `json:"pretrain,omitempty"`
 	// Attempt is the attempt this step belongs to (0: the first;
 	// train.restart_at), Restart the restart check made after it, if any.
 	Attempt int           `json:"attempt,omitempty"`
@@ -122,6 +125,9 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	if r := cfg.Train.RestartAt; r >= steps {
 		return nil, fmt.Errorf("train: train.restart_at = %d, must be below the run's %d steps", r, steps)
 	}
+	if p := cfg.Train.Pretrain; p >= steps {
+		return nil, fmt.Errorf("train: train.pretrain = %d, must be below the run's %d steps", p, steps)
+	}
 	progs := Programs(split, PartTrain)
 	if len(progs) == 0 {
 		return nil, fmt.Errorf("train: split %q has no training programs", split)
@@ -176,13 +182,23 @@ func noiseSeed(seed uint64, step int, stream uint64) uint64 {
 // Temperatures returns τ_e, τ_d at step (0-based) of the schedule.
 func (tr *Trainer) Temperatures(step int) (tauE, tauD float64) {
 	c := tr.M.Cfg.Train
-	n := tr.Steps
+	step, n := tr.mainStep(step)
 	if c.AnnealSteps > 0 {
 		n = c.AnnealSteps
 	}
-	f := min(1, float64(step)/float64(n))
+	f := min(1, float64(max(0, step))/float64(n))
 	return Anneal(c.TauE0, c.TauE1, f), Anneal(c.TauD0, c.TauD1, f)
 }
+
+// mainStep maps a step (0-based) of the run to the step and length of its
+// main phase, the steps after train.pretrain's (step < 0: pretraining).
+func (tr *Trainer) mainStep(step int) (int, int) {
+	p := tr.M.Cfg.Train.Pretrain
+	return step - p, tr.Steps - p
+}
+
+// Pretraining reports whether step (0-based) is one of train.pretrain's.
+func (tr *Trainer) Pretraining(step int) bool { return step < tr.M.Cfg.Train.Pretrain }
 
 // Schedule holds the recipe's per-step quantities at one step.
 type Schedule struct {
@@ -202,7 +218,15 @@ func (tr *Trainer) Schedule(step int) Schedule {
 	c := tr.M.Cfg.Train
 	s := Schedule{LR: c.LR, Lambda: c.Lambda, Noise: 1}
 	s.TauE, s.TauD = tr.Temperatures(step)
-	f := float64(step) / float64(tr.Steps)
+	if tr.Pretraining(step) { // the encoder alone: warm-up, then the constant rate
+		if c.Warmup > 0 {
+			s.LR *= min(1, float64(step+1)/float64(c.Warmup))
+		}
+		s.Contrast = c.Contrast
+		return s
+	}
+	step, steps := tr.mainStep(step)
+	f := float64(step) / float64(steps)
 	if c.Warmup > 0 {
 		s.LR *= min(1, float64(step+1)/float64(c.Warmup))
 	}
@@ -347,6 +371,9 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train: step %d: %w", tr.Step+1, err)
 	}
 	sch := tr.Schedule(tr.Step)
+	if tr.Pretraining(tr.Step) {
+		return tr.pretrainStep(sch)
+	}
 	seed := AttemptSeed(tr.Seed, tr.Attempt)
 	b.Gumbel(tr.nz, noiseSeed(seed, tr.Step, 0))
 	if sch.Noise != 1 {
@@ -400,6 +427,41 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	}
 	st.Attempt = tr.Attempt
 	st.Restart = tr.restartCheck(st.NLL)
+	return st, nil
+}
+
+// pretrainStep is one of train.pretrain's steps on the batch in tr.x, tr.y:
+// the encoder's task-identity loss alone, clipped and applied as a training
+// step's (AdamW over every parameter; only the encoder's have a gradient).
+func (tr *Trainer) pretrainStep(sch Schedule) (StepStats, error) {
+	m, tp, b := tr.M, tr.tp, tr.M.B
+	cfg := m.Cfg
+	tp.Reset()
+	m.P.ZeroGrad()
+	ctr := tr.contrast(m.Encode(tp, tr.x, tr.y))
+	loss := tp.AddScaled(ctr, ctr, float32(sch.Contrast-1)) // Contrast × the loss (the tape has no Scale)
+	tp.Backward(loss)
+	gn := m.P.GradNorm()
+	if math.IsNaN(gn) || math.IsInf(gn, 0) {
+		return StepStats{}, fmt.Errorf("train: step %d (pretraining): gradient norm is %v", tr.Step+1, gn)
+	}
+	scale := 1.0
+	if c := cfg.Train.Clip; gn > c {
+		scale = c / (gn + 1e-6)
+	}
+	tr.Step++
+	if tr.spans != nil {
+		m.P.StepSpans(tr.spans, sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	} else {
+		m.P.Step(sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
+	}
+	c := tp.Scalar(ctr)
+	st := StepStats{Step: tr.Step, Loss: tp.Scalar(loss), TauE: sch.TauE, TauD: sch.TauD, GradNorm: gn, LR: sch.LR,
+		Contrast: c, ContrastW: sch.Contrast, Pretrain: true, Attempt: tr.Attempt}
+	tr.ctr, tr.hx = nil, nil
+	if err := b.Err(); err != nil {
+		return st, fmt.Errorf("train: step %d: %w", tr.Step, err)
+	}
 	return st, nil
 }
 

@@ -384,3 +384,27 @@ func TestCLIRestart(t *testing.T) {
 		t.Errorf("attempts per metrics line %v (want %v), %d restart lines", attempts, want, restarts)
 	}
 }
+
+// TestCLIPretrain: train.pretrain's steps are logged as such, without an NLL.
+func TestCLIPretrain(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "p")
+	mustRun(t, "train", "--split", "comp-i", "--config", "tiny", "--steps", "4", "--batch", "4", "--log-every", "1",
+		"--quiet", "--set", "train.contrast=0.5", "--set", "train.pretrain=2", "--out", dir)
+	mb, _ := os.ReadFile(filepath.Join(dir, metricsFile))
+	var flags []bool
+	for _, l := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		_, hasNLL := r["nll"]
+		pre := r["pretrain"] == true
+		if pre == hasNLL || r["ctr"] == nil {
+			t.Errorf("metrics line %s: pretrain %v with nll %v, ctr %v", l, pre, hasNLL, r["ctr"])
+		}
+		flags = append(flags, pre)
+	}
+	if want := []bool{true, true, false, false}; !slices.Equal(flags, want) {
+		t.Errorf("pretrain flags per line %v, want %v", flags, want)
+	}
+}

@@ -223,6 +223,13 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			if st.ST {
 				rec["st"] = true
 			}
+			if st.Pretrain { // the encoder alone: no NLL, regulariser or program noise
+				delete(rec, "nll")
+				delete(rec, "reg")
+				delete(rec, "lambda")
+				delete(rec, "noise")
+				rec["pretrain"] = true
+			}
 			if st.Attempt > 0 {
 				rec["attempt"] = st.Attempt
 			}
