@@ -10,6 +10,7 @@ usage: ./build.sh <command>
   test      every test: gofmt, go vet, go test -race, the wasm build of model/
   native    the CUDA-enabled native binary (bin/native; needs CUDA_HOME)
   kernels   regenerate kernels/*.ptx from kernels/*.cu (needs nvcc)
+  kernels-check  syntax-check kernels/*.cu with the host C++ compiler (no nvcc needed)
   wasm      the WebAssembly module (bin/wasm/nli.wasm)
   site      the static site with the shipped weights (--out DIR, default bin/site)
   serve     build the site and serve it (--addr HOST:PORT, default 127.0.0.1:8080)
@@ -225,6 +226,17 @@ cmd_kernels() {
   echo "wrote $(ls kernels/*.ptx | tr '\n' ' ')"
 }
 
+cmd_kernels_check() {
+  local cxx=${CXX:-g++} src status=0
+  command -v "$cxx" >/dev/null 2>&1 || { echo "build.sh kernels-check: no C++ compiler ($cxx; set CXX)" >&2; exit 1; }
+  for src in kernels/*.cu; do
+    echo "== $cxx -fsyntax-only $src"
+    "$cxx" -std=c++17 -fsyntax-only -include kernels/hostcheck.h -x c++ "$src" || status=1
+  done
+  [ $status = 0 ] && echo "kernels/*.cu parse (host syntax check only; the PTX needs nvcc: ./build.sh kernels)"
+  return $status
+}
+
 not_yet() {
   echo "build.sh $1: not built yet (see the open issues)" >&2
   exit 2
@@ -234,6 +246,7 @@ case "${1:-help}" in
   test) shift; cmd_test "$@" ;;
   native) shift; cmd_native "$@" ;;
   kernels) shift; cmd_kernels "$@" ;;
+  kernels-check) shift; cmd_kernels_check "$@" ;;
   wasm) shift; cmd_wasm "$@" ;;
   site) shift; cmd_site "$@" ;;
   serve) shift; cmd_serve "$@" ;;
