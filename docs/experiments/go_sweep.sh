@@ -13,7 +13,9 @@
 # --out RUNS/NN_NAME', stopped with SIGINT (it saves its checkpoint and exits) once it has used its
 # share of the time; then 'native eval --json' of its weights (or, if training was stopped, of the
 # checkpoint) on ID and OOD tasks, with --time-limit 20 s short of its share (a stopped evaluation
-# reports the tasks it did: eval column PT).
+# reports the tasks it did: eval column PT), then 'native language --json' of the same weights while
+# time is left (the summary's probe and dist columns: the encoder probe, and how many distinct symbol
+# programs the inductor writes for the training programs).
 #
 # Environment (defaults):
 #   OUT=./out          results folder: summary.txt, all_logs.txt (and runs/ unless PRUNE=1)
@@ -106,6 +108,12 @@ run_one() {
       $EVAL_FLAGS > "$dir/eval.json" 2> "$dir/eval.log"
     erc=$?
   fi
+  # The learned language and the encoder probe (native language; seconds on a GPU), while time is left.
+  local left=$(( lim - ($(date +%s) - t0) ))
+  if [ -f "$w" ] && (( left >= 15 )); then
+    timeout -k 5 $(( left < 70 ? left - 10 : 60 )) "$NATIVE" language $DEVFLAGS --weights "$w" --json \
+      > "$dir/language.json" 2> "$dir/language.log"
+  fi
   printf '{"kind": "exit", "train_rc": "%s", "eval_rc": "%s", "train_s": %d, "eval_s": %d, "limit_s": %d, "train_limit_s": %d, "weights": "%s"}\n' \
     "$trc" "$erc" $(( t1 - t0 )) $(( $(date +%s) - t1 )) "$lim" "$tlim" "$(basename "$w")" > "$dir/exit.json"
 }
@@ -165,15 +173,18 @@ def rc(v, timed_out):
     return {"124": timed_out, "137": "KILL"}.get(str(v), str(v))
 
 hdr = (f"{'run':<26} {'train':>5} {'eval':>5} {'steps':>6} {'sps':>6} {'nll':>6} {'nllmin':>6} {'sym':>4} {'prg':>4} "
-       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
+       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'probe':>5} {'dist':>5} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
 table = [f"nll: mean NLL of the last {W} logged steps; nllmin: lowest mean of {W} logged steps in a row; "
-         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
+         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); probe: native language's encoder probe; dist: training programs / distinct symbol programs the inductor writes for them (8/8: none merged); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
 logs = []
 for nm in names:
     d = f"{runs}/{nm}"
     split, steps, seed, cfg, flags = (index.get(nm, "????") + "||||").split("|")[:5]
     met = [r for r in jl(f"{d}/metrics.jsonl") if "step" in r]
-    ev, ex = jfile(f"{d}/eval.json"), jfile(f"{d}/exit.json")
+    ev, ex, lang = jfile(f"{d}/eval.json"), jfile(f"{d}/exit.json"), jfile(f"{d}/language.json")
+    probe = num((lang.get("encoder") or {}).get("accuracy"))
+    progs = lang.get("programs") or []
+    dist = f"{len(progs)}/{len({tuple(p.get('symbols') or []) for p in progs})}" if progs else "-"
     nll = [r["nll"] for r in met if "nll" in r]
     win = [sum(nll[i:i + W]) / len(nll[i:i + W]) for i in range(max(1, len(nll) - W + 1))] if nll else []
     last = met[-1] if met else {}
@@ -190,7 +201,7 @@ for nm in names:
         erc = "PT"  # partial: --time-limit stopped it; accuracies over the tasks done
     table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {erc:>5} {f(st, 6)} {f(sps, 6)} "
                  f"{f(sum(nll[-W:]) / len(nll[-W:]) if nll else None, 6)} {f(min(win) if win else None, 6)} "
-                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} "
+                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} {f(probe)} {dist:>5} "
                  f"{f(part('id', 'inductor'))} {f(part('id', 'prior'))} {f(part('id', 'gradient'))} "
                  f"{f(part('ood', 'inductor'), 6)} {f(part('ood', 'prior'), 6)} {f(part('ood', 'gradient'), 6)}  "
                  f"{split} {os.path.basename(cfg)} {flags}".rstrip())
@@ -202,6 +213,7 @@ for nm in names:
     logs += [json.dumps(dict(kind="train", **r)) for r in met]
     logs += lines(f"{d}/eval.log")
     if ev: logs.append(json.dumps(dict(kind="eval", **ev)))
+    if lang: logs.append(json.dumps(dict(kind="language", **lang)))
     logs.append(json.dumps(ex or dict(kind="exit", train_rc="?")))
 gpu = lines(f"{runs}/gpu.txt")
 if gpu: logs += ["===== gpu (timestamp, util, memory)"] + gpu
