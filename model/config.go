@@ -102,6 +102,12 @@ type TrainConfig struct {
 	// recipe.py counterpart). Exec sym only; SplitDelta only with "map".
 	SplitRoute string  `json:"split_route,omitempty"`
 	SplitDelta float64 `json:"split_delta,omitempty"`
+	// SplitRotate makes the n-th split (n = 0, 1, … counted from
+	// SplitStart) take the (n mod d)-th of the d dead symbols, instead of
+	// always the first: a symbol a split created that has no argmax slot
+	// yet is then not overwritten by the next split (which happened every
+	// 500 steps on comp-i's failed seeds; docs/DESIGN.md, "Tenth session").
+	SplitRotate bool `json:"split_rotate,omitempty"`
 	// Contrast adds Contrast × a task-identity loss on the inductor's
 	// encoder (recipe.py --contrast): the pooled encodings of the first and
 	// the second half of each specification's pairs, each centred on the
@@ -340,6 +346,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("config: train.lr_decay_from = %g, must be a fraction of the run in [0, 1) (0: off)", t.LRDecayFrom))
 	}
 	frac("train.lr_min", t.LRMin)
+	if t.SplitRotate && t.SplitEvery <= 0 {
+		errs = append(errs, errors.New("config: train.split_rotate needs train.split_every > 0"))
+	}
 	if t.SplitEvery < 0 || t.SplitStart < 0 {
 		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))
 	}

@@ -103,6 +103,36 @@ func (tr *Trainer) splitDue(step int) bool {
 	return float64(step)/float64(steps) < end
 }
 
+// splitIndex is the number of splits due before the current step (0 for
+// the first), counted from train.split_start in the main phase.
+func (tr *Trainer) splitIndex() int {
+	c := tr.M.Cfg.Train
+	step, _ := tr.mainStep(tr.Step)
+	if c.SplitEvery <= 0 || step < c.SplitStart {
+		return 0
+	}
+	return (step - c.SplitStart) / c.SplitEvery
+}
+
+// pickDead returns the symbol a split turns into the new one: of the dead
+// symbols (no argmax slot, SKIP = 0 excluded) the first, or with rotate the
+// (n mod d)-th of the d of them for the n-th split; −1 if none is dead.
+func pickDead(uses []int, n int, rotate bool) int {
+	var dead []int
+	for k := 1; k < len(uses); k++ {
+		if uses[k] == 0 {
+			if !rotate {
+				return k
+			}
+			dead = append(dead, k)
+		}
+	}
+	if len(dead) == 0 {
+		return -1
+	}
+	return dead[n%len(dead)]
+}
+
 // splitSymbol runs one split on the batch in tr.x, tr.y (tr.prog its
 // programs) at interpreter temperature tauD. It draws no random numbers, so
 // a resumed run splits exactly as the uninterrupted one. It leaves the tape
@@ -156,13 +186,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		am[r] = best
 		uses[best]++
 	}
-	dead := -1
-	for k := 1; k < K; k++ {
-		if uses[k] == 0 {
-			dead = k
-			break
-		}
-	}
+	dead := pickDead(uses, tr.splitIndex(), cfg.Train.SplitRotate)
 	if splitTrace != nil {
 		splitTrace("am", am)
 		splitTrace("dead", dead)

@@ -148,8 +148,76 @@ func TestSplitResumeBitExact(t *testing.T) {
 		c.Train.SplitRoute = route
 		cfgs = append(cfgs, c)
 	}
+	rot := symSplitConfig()
+	rot.Name += "-map-rotate"
+	rot.Train.SplitRoute, rot.Train.SplitRotate = SplitRouteMap, true
+	cfgs = append(cfgs, rot)
 	for _, cfg := range cfgs {
 		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
+	}
+}
+
+// TestSplitRotate: pickDead takes the first dead symbol, or with rotate the
+// n-th split's (n mod d)-th of d (never SKIP); splitIndex counts the splits
+// from train.split_start, after train.pretrain's steps; and on a trainer,
+// two splits in a row with rotate make two different new symbols where
+// without it they make the same one.
+func TestSplitRotate(t *testing.T) {
+	uses := []int{0, 5, 0, 3, 0, 0, 2}
+	for _, c := range []struct {
+		n      int
+		rotate bool
+		want   int
+	}{{0, false, 2}, {7, false, 2}, {0, true, 2}, {1, true, 4}, {2, true, 5}, {3, true, 2}, {7, true, 4}} {
+		if got := pickDead(uses, c.n, c.rotate); got != c.want {
+			t.Errorf("pickDead(%v, %d, %v) = %d, want %d", uses, c.n, c.rotate, got, c.want)
+		}
+	}
+	if got := pickDead([]int{0, 1, 1}, 3, true); got != -1 {
+		t.Errorf("no dead symbol: pickDead = %d, want -1", got)
+	}
+	bad := symSplitConfig()
+	bad.Train.SplitEvery, bad.Train.SplitRotate = 0, true
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "split_rotate needs train.split_every") {
+		t.Errorf("split_rotate without split_every: %v", err)
+	}
+
+	cfg := symSplitConfig()
+	cfg.Train.SplitRoute = SplitRouteMap
+	cfg.Train.SplitEvery, cfg.Train.SplitStart, cfg.Train.SplitEnd = 1, 2, 1
+	cfg.Train.Contrast, cfg.Train.Pretrain = 0.5, 3
+	tr := newTestTrainer(t, NewCPU(1), cfg, 20, 0)
+	for step, want := range map[int]int{0: 0, 3: 0, 4: 0, 5: 0, 6: 1, 9: 4} {
+		tr.Step = step
+		if got := tr.splitIndex(); got != want {
+			t.Errorf("step %d (pretrain 3, split_start 2, every 1): splitIndex %d, want %d", step, got, want)
+		}
+	}
+
+	news := func(rotate bool) []int {
+		c := symSplitConfig()
+		c.Train.SplitRoute, c.Train.SplitRotate = SplitRouteMap, rotate
+		c.Train.SplitEvery, c.Train.SplitStart, c.Train.SplitEnd = 1, 0, 1
+		tr := newTestTrainer(t, NewCPU(2), c, 20, 5)
+		forceSymbol(t, tr, 3)
+		var out []int
+		for len(out) < 2 {
+			st, err := tr.TrainStep()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Split == nil || st.Split.Skipped != "" {
+				t.Fatalf("step %d: no split (%+v)", st.Step, st.Split)
+			}
+			out = append(out, st.Split.New)
+		}
+		return out
+	}
+	if got := news(false); got[0] != got[1] { // deterministic: the first new symbol is still dead at the second split
+		t.Errorf("without rotate the two splits made %v, want the same symbol twice (the case rotate is for)", got)
+	}
+	if got := news(true); got[0] == got[1] {
+		t.Errorf("with rotate the two splits made the same new symbol %d", got[0])
 	}
 }
 
