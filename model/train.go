@@ -136,7 +136,7 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	b := m.B
 	tr := &Trainer{
 		M: m, Split: split, Steps: steps, Seed: seed,
-		pcg: rand.NewPCG(seed, 0x7472616e), progs: progs, tp: NewTape(b),
+		pcg: rand.NewPCG(seed, dataStream), progs: progs, tp: NewTape(b),
 		x:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
 		y:  NewView(b.AllocInt(N*cfg.L), 0, N, cfg.L),
 		nz: NewView(b.Alloc(N*cfg.T*cfg.K), 0, N, cfg.T, cfg.K),
@@ -171,6 +171,10 @@ func NewTrainer(m *Model, split Split, steps int, seed uint64) (*Trainer, error)
 	}
 	return tr, nil
 }
+
+// dataStream is the second word of the data stream's PCG seed (after the
+// run's or attempt's seed).
+const dataStream = 0x7472616e
 
 // noiseSeed derives the Gumbel seed of one step and stream.
 func noiseSeed(seed uint64, step int, stream uint64) uint64 {
@@ -395,10 +399,6 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	loss, nll, reg := tr.Loss(tauE, tauD)
 	tp.Backward(loss)
 	gn := m.P.GradNorm()
-	scale := 1.0
-	if c := cfg.Train.Clip; gn > c {
-		scale = c / (gn + 1e-6)
-	}
 	if math.IsNaN(gn) || math.IsInf(gn, 0) {
 		return StepStats{}, fmt.Errorf("train: step %d: gradient norm is %v", tr.Step+1, gn)
 	}
@@ -406,12 +406,7 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	if tr.Diagnose {
 		diag = tr.diagnose() // the model of this step, before its update
 	}
-	tr.Step++
-	if tr.spans != nil {
-		m.P.StepSpans(tr.spans, sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
-	} else {
-		m.P.Step(sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
-	}
+	tr.update(sch.LR, gn)
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
 		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, ST: sch.ST, Diag: diag, Split: split,
@@ -430,12 +425,28 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	return st, nil
 }
 
+// update counts the step and applies AdamW at learning rate lr (per span
+// with train.head_lr_mult or enc_lr_mult), the gradients scaled down to
+// norm train.clip when their norm gn is above it.
+func (tr *Trainer) update(lr, gn float64) {
+	m, t := tr.M, tr.M.Cfg.Train
+	scale := 1.0
+	if gn > t.Clip {
+		scale = t.Clip / (gn + 1e-6)
+	}
+	tr.Step++
+	if tr.spans != nil {
+		m.P.StepSpans(tr.spans, lr, 0.9, 0.999, 1e-8, t.WeightDec, scale, tr.Step)
+	} else {
+		m.P.Step(lr, 0.9, 0.999, 1e-8, t.WeightDec, scale, tr.Step)
+	}
+}
+
 // pretrainStep is one of train.pretrain's steps on the batch in tr.x, tr.y:
 // the encoder's task-identity loss alone, clipped and applied as a training
 // step's (AdamW over every parameter; only the encoder's have a gradient).
 func (tr *Trainer) pretrainStep(sch Schedule) (StepStats, error) {
 	m, tp, b := tr.M, tr.tp, tr.M.B
-	cfg := m.Cfg
 	tp.Reset()
 	m.P.ZeroGrad()
 	ctr := tr.contrast(m.Encode(tp, tr.x, tr.y))
@@ -445,16 +456,7 @@ func (tr *Trainer) pretrainStep(sch Schedule) (StepStats, error) {
 	if math.IsNaN(gn) || math.IsInf(gn, 0) {
 		return StepStats{}, fmt.Errorf("train: step %d (pretraining): gradient norm is %v", tr.Step+1, gn)
 	}
-	scale := 1.0
-	if c := cfg.Train.Clip; gn > c {
-		scale = c / (gn + 1e-6)
-	}
-	tr.Step++
-	if tr.spans != nil {
-		m.P.StepSpans(tr.spans, sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
-	} else {
-		m.P.Step(sch.LR, 0.9, 0.999, 1e-8, cfg.Train.WeightDec, scale, tr.Step)
-	}
+	tr.update(sch.LR, gn)
 	c := tp.Scalar(ctr)
 	st := StepStats{Step: tr.Step, Loss: tp.Scalar(loss), TauE: sch.TauE, TauD: sch.TauD, GradNorm: gn, LR: sch.LR,
 		Contrast: c, ContrastW: sch.Contrast, Pretrain: true, Attempt: tr.Attempt}
@@ -499,7 +501,7 @@ func (tr *Trainer) restart() {
 	m.Init(seed)
 	m.B.Zero(m.P.M)
 	m.B.Zero(m.P.V)
-	tr.pcg.Seed(seed, 0x7472616e) // as NewTrainer's stream for this seed
+	tr.pcg.Seed(seed, dataStream) // as NewTrainer's stream for this seed
 	tr.Step, tr.nllWin, tr.diag = 0, 0, nil
 }
 
