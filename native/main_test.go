@@ -165,15 +165,25 @@ func TestCLIEndToEnd(t *testing.T) {
 
 func lossesOf(t *testing.T, b []byte) []float64 {
 	var out []float64
+	for _, r := range jsonLines[struct {
+		Step int     `json:"step"`
+		Loss float64 `json:"loss"`
+	}](t, b) {
+		out = append(out, float64(r.Step), r.Loss)
+	}
+	return out
+}
+
+// jsonLines decodes each line of a JSON-lines file (a metrics file) as a T.
+func jsonLines[T any](t *testing.T, b []byte) []T {
+	t.Helper()
+	var out []T
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r struct {
-			Step int     `json:"step"`
-			Loss float64 `json:"loss"`
-		}
+		var r T
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("metrics line %q: %v", l, err)
 		}
-		out = append(out, float64(r.Step), r.Loss)
+		out = append(out, r)
 	}
 	return out
 }
@@ -364,19 +374,15 @@ func TestCLIRestart(t *testing.T) {
 	}
 	var attempts []int
 	restarts := 0
-	for _, l := range strings.Split(strings.TrimSpace(string(ma)), "\n") {
-		var r struct {
-			Attempt int                 `json:"attempt"`
-			Restart *model.RestartEvent `json:"restart"`
-		}
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range jsonLines[struct {
+		Attempt int                 `json:"attempt"`
+		Restart *model.RestartEvent `json:"restart"`
+	}](t, ma) {
 		attempts = append(attempts, r.Attempt)
 		if r.Restart != nil {
 			restarts++
 			if !r.Restart.Restarted || r.Restart.Attempt != 1 || r.Attempt != 0 {
-				t.Errorf("restart line %s", l)
+				t.Errorf("restart line %+v (event %+v)", r, *r.Restart)
 			}
 		}
 	}
@@ -392,15 +398,11 @@ func TestCLIPretrain(t *testing.T) {
 		"--quiet", "--set", "train.contrast=0.5", "--set", "train.pretrain=2", "--out", dir)
 	mb, _ := os.ReadFile(filepath.Join(dir, metricsFile))
 	var flags []bool
-	for _, l := range strings.Split(strings.TrimSpace(string(mb)), "\n") {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range jsonLines[map[string]any](t, mb) {
 		_, hasNLL := r["nll"]
 		pre := r["pretrain"] == true
 		if pre == hasNLL || r["ctr"] == nil {
-			t.Errorf("metrics line %s: pretrain %v with nll %v, ctr %v", l, pre, hasNLL, r["ctr"])
+			t.Errorf("metrics line %v: pretrain %v with nll %v, ctr %v", r, pre, hasNLL, r["ctr"])
 		}
 		flags = append(flags, pre)
 	}

@@ -4,7 +4,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,14 +80,10 @@ func TestTrainSplitMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []int
-	for _, ln := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var rec struct {
-			Step  int               `json:"step"`
-			Split *model.SplitEvent `json:"split"`
-		}
-		if err := json.Unmarshal([]byte(ln), &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range jsonLines[struct {
+		Step  int               `json:"step"`
+		Split *model.SplitEvent `json:"split"`
+	}](t, data) {
 		if rec.Split != nil {
 			if rec.Split.Step != rec.Step-1 || rec.Split.Skipped == "" && rec.Split.New == 0 {
 				t.Errorf("step %d: split record %+v", rec.Step, rec.Split)
