@@ -43,7 +43,7 @@ func Modules() []Module {
 			"axpy", "scale", "add", "add_rows", "gelu", "gelu_backward",
 			"slice_rows", "slice_rows_backward", "repeat_rows", "transpose01",
 			"pair_embed", "one_hot", "skip_mix", "skip_mix_backward_inputs",
-			"gumbel", "adamw", "gelu_f32", "gelu_backward_f32",
+			"gumbel", "gumbel_f32", "adamw", "gelu_f32", "gelu_backward_f32",
 			"bias_gelu", "bias_gelu_f32", "bias_gelu_backward", "bias_gelu_backward_f32",
 			"bias_gelu_backward_groups", "bias_gelu_backward_groups_f32",
 		}},

@@ -46,6 +46,23 @@ func setFastGELU(b model.Backend, on bool) bool {
 	return false
 }
 
+// fastGumbelUsage is the help text of --fast-gumbel where search is the work.
+const fastGumbelUsage = "Gumbel noise's −log(−log u) in float32 (cuda only; the same uniform draws, within 4e-6·(1 + |g|) of the float64 default; false = float64, the CPU's noise bit for bit)"
+
+// fastGumbelSwitch is implemented by backends that can draw Gumbel noise in
+// float32 instead of the CPU reference's float64 (the CUDA backend).
+type fastGumbelSwitch interface{ SetFastGumbel(on bool) }
+
+// setFastGumbel switches b's Gumbel noise to float32 (on) or float64 and
+// reports whether b now draws it in float32; other backends ignore it.
+func setFastGumbel(b model.Backend, on bool) bool {
+	if s, ok := b.(fastGumbelSwitch); ok {
+		s.SetFastGumbel(on)
+		return on
+	}
+	return false
+}
+
 // newBackend returns the backend named by --device.
 func newBackend(device string, workers int) (model.Backend, error) {
 	switch device {

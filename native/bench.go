@@ -15,21 +15,22 @@ import (
 
 // benchReport is what native bench measures.
 type benchReport struct {
-	Device         string           `json:"device"`
-	Config         string           `json:"config"`
-	TrainStepsPerS float64          `json:"train_steps_per_s"`
-	SamplesPerS    float64          `json:"train_samples_per_s"`
-	SearchTasks    int              `json:"search_tasks"`
-	SearchStarts   int              `json:"search_starts"`
-	SearchTF32     bool             `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
-	CheckEvery     int              `json:"search_check_every"` // hard-program check every N steps
-	SearchFold     bool             `json:"search_fold"`        // the interpreter's folded search form
-	SearchFastGELU bool             `json:"search_fast_gelu"`   // search GELUs in float32 (cuda --fast-gelu)
-	StartStepsPerS float64          `json:"search_start_steps_per_s"`
-	TrainProfile   []model.OpTime   `json:"train_profile,omitempty"`
-	SearchProfile  []model.OpTime   `json:"search_profile,omitempty"`
-	TrainGemms     []model.GemmTime `json:"train_gemms,omitempty"` // with --profile: matrix products by shape
-	SearchGemms    []model.GemmTime `json:"search_gemms,omitempty"`
+	Device           string           `json:"device"`
+	Config           string           `json:"config"`
+	TrainStepsPerS   float64          `json:"train_steps_per_s"`
+	SamplesPerS      float64          `json:"train_samples_per_s"`
+	SearchTasks      int              `json:"search_tasks"`
+	SearchStarts     int              `json:"search_starts"`
+	SearchTF32       bool             `json:"search_tf32"`        // search Gemms in TF32 (training is float32)
+	CheckEvery       int              `json:"search_check_every"` // hard-program check every N steps
+	SearchFold       bool             `json:"search_fold"`        // the interpreter's folded search form
+	SearchFastGELU   bool             `json:"search_fast_gelu"`   // search GELUs in float32 (cuda --fast-gelu)
+	SearchFastGumbel bool             `json:"search_fast_gumbel"` // search Gumbel noise in float32 (cuda --fast-gumbel)
+	StartStepsPerS   float64          `json:"search_start_steps_per_s"`
+	TrainProfile     []model.OpTime   `json:"train_profile,omitempty"`
+	SearchProfile    []model.OpTime   `json:"search_profile,omitempty"`
+	TrainGemms       []model.GemmTime `json:"train_gemms,omitempty"` // with --profile: matrix products by shape
+	SearchGemms      []model.GemmTime `json:"search_gemms,omitempty"`
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -45,6 +46,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fold := fs.Bool("fold", true, "search with the interpreter's folded first layer (false = its training form, for comparison)")
 	tf32 := fs.Bool("tf32", true, "search with "+tf32Usage+"; training is always float32 here")
 	fastGELU := fs.Bool("fast-gelu", true, "search with "+fastGELUUsage+"; training is always float64 GELU here")
+	fastGumbel := fs.Bool("fast-gumbel", true, "search with "+fastGumbelUsage+"; training always draws float64 noise here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
@@ -114,6 +116,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		sc.Steps = *searchSteps + 2
 		rep.SearchTF32 = setTF32(raw, *tf32)
 		rep.SearchFastGELU = setFastGELU(raw, *fastGELU)
+		rep.SearchFastGumbel = setFastGumbel(raw, *fastGumbel)
 		rep.CheckEvery = sc.CheckEvery
 		tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, *tasks, cfg.Train.Pairs, 1234))
 		if err != nil {
@@ -151,8 +154,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v)\n",
-		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU)
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v, fast Gumbel %v)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU, rep.SearchFastGumbel)
 	printOps(stdout, "training", rep.TrainProfile)
 	printOps(stdout, "search", rep.SearchProfile)
 	printGemms(stdout, "training", rep.TrainGemms)

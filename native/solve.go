@@ -42,6 +42,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&sets, "set", searchSetUsage)
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
+	fastGumbel := fs.Bool("fast-gumbel", true, fastGumbelUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -67,6 +68,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	}
 	setTF32(b, *tf32)
 	setFastGELU(b, *fastGELU)
+	setFastGumbel(b, *fastGumbel)
 	m, _, err := loadWeights(b, *weights)
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Backend struct {
 	tf32     handle           // Gemm when useTF32 (TF32 math mode)
 	useTF32  bool
 	fastGELU bool // GELU and its backward in float32 (SetFastGELU)
+	// fastGumbel: Gumbel's −log(−log u) in float32 (SetFastGumbel)
+	fastGumbel bool
 
 	err     error
 	errFlag cu.DevicePtr // device int32: code of the first op that met a bad index
@@ -197,6 +199,17 @@ func (b *Backend) SetFastGELU(on bool) { b.fastGELU = on }
 
 // FastGELU reports whether GELU runs in float32 (see SetFastGELU).
 func (b *Backend) FastGELU() bool { return b.fastGELU }
+
+// SetFastGumbel switches Gumbel between float64 arithmetic with Go's log
+// (off, the default: the CPU's noise bit for bit, TestGumbelBitExact) and
+// float32 with CUDA's logf (on: the same uniform draws, a few float32 ulps
+// from the default, TestFastGumbel; for the search, where the float64
+// version's two software logs per element are ~6% of a step). Work already
+// queued is not affected.
+func (b *Backend) SetFastGumbel(on bool) { b.fastGumbel = on }
+
+// FastGumbel reports whether Gumbel runs in float32 (see SetFastGumbel).
+func (b *Backend) FastGumbel() bool { return b.fastGumbel }
 
 // ---------------------------------------------------------------------------
 // Errors and the context's thread.

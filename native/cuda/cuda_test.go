@@ -265,6 +265,58 @@ func TestGumbelBitExact(t *testing.T) {
 	}
 }
 
+// TestFastGumbel draws 2²⁴ noise values with SetFastGumbel(true) and bounds
+// their distance from the CPU's float64 noise: float32 logs of the same
+// uniform draws, each log's input an exact float32, and a relative error δ
+// in −log u moves −log(−log u) by δ, so |fast − exact| is a few 10⁻⁷ plus
+// a few float32 ulps of the result; the bound is 4·10⁻⁶·(1 + |exact|).
+// Every value must be finite, and switching back must give the CPU's noise.
+func TestFastGumbel(t *testing.T) {
+	b := backend(t)
+	defer b.SetFastGumbel(false)
+	cpu := model.NewCPU(0)
+	const n = 1 << 24
+	mem, ref := b.Alloc(n), cpu.Alloc(n)
+	defer b.Free(mem)
+	got, want := make([]float32, n), make([]float32, n)
+	const seed = 0x5eed
+	cpu.Gumbel(model.NewView(ref, 0, n), seed)
+	cpu.Download(want, model.NewView(ref, 0, n))
+	b.SetFastGumbel(true)
+	b.Gumbel(model.NewView(mem, 0, n), seed)
+	b.Download(got, model.NewView(mem, 0, n))
+	worst, at, same := 0.0, 0, 0
+	for i := range got {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) {
+			t.Fatalf("value %d is %v (u = %.17g)", i, g, model.GumbelUniform(seed, uint64(i)))
+		}
+		if g == w {
+			same++
+		}
+		if d := math.Abs(g-w) / (1 + math.Abs(w)); d > worst {
+			worst, at = d, i
+		}
+	}
+	t.Logf("fast Gumbel: %d of %d values equal the float64 noise; largest |fast − exact|/(1 + |exact|) %.3g at %d (%.9g vs %.9g)",
+		same, n, worst, at, got[at], want[at])
+	if worst > 4e-6 {
+		t.Errorf("largest |fast − exact|/(1 + |exact|) = %.3g at %d (u = %.17g): %.9g vs %.9g",
+			worst, at, model.GumbelUniform(seed, uint64(at)), got[at], want[at])
+	}
+	b.SetFastGumbel(false)
+	b.Gumbel(model.NewView(mem, 0, n), seed)
+	b.Download(got, model.NewView(mem, 0, n))
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("after SetFastGumbel(false), value %d differs from the CPU's: %v vs %v", i, got[i], want[i])
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestIndexError: a one-hot index out of range makes Sync report an error
 // naming the op, and later ops do nothing (the error is sticky).
 func TestIndexError(t *testing.T) {

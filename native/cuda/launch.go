@@ -31,6 +31,7 @@ const (
 	kSkipMix
 	kSkipMixBackwardInputs
 	kGumbel
+	kGumbelF32
 	kAdamW
 	kGELUF32
 	kGELUBackwardF32
@@ -91,6 +92,7 @@ var kernelNames = [numKernels]string{
 	kSkipMix:               "skip_mix",
 	kSkipMixBackwardInputs: "skip_mix_backward_inputs",
 	kGumbel:                "gumbel",
+	kGumbelF32:             "gumbel_f32",
 	kAdamW:                 "adamw",
 	kGELUF32:               "gelu_f32",
 	kGELUBackwardF32:       "gelu_backward_f32",

@@ -633,14 +633,19 @@ func (b *Backend) Transpose01(out, inp *model.Tensor, A, B, C int, acc bool) {
 // Gumbel noise, softmax, one-hot.
 
 // Gumbel overwrites dst with −log(−log u), u = model.GumbelUniform(seed, i),
-// in float64 (the same noise as the CPU's).
+// in float64 (the same noise as the CPU's), or in float32 after
+// SetFastGumbel(true) (gumbel_f32).
 func (b *Backend) Gumbel(dst *model.Tensor, seed uint64) {
 	need(dst, 0, "cuda: Gumbel: tensor of another backend")
 	if !b.begin() {
 		return
 	}
 	defer b.end()
-	b.each(kGumbel, dst.Len(), devPtr(dst), seed, i64(dst.Len()))
+	k := kGumbel
+	if b.fastGumbel {
+		k = kGumbelF32
+	}
+	b.each(k, dst.Len(), devPtr(dst), seed, i64(dst.Len()))
 }
 
 // Softmax: out[n,:] = softmax((logits[n,:] + noise[n,:])/tau) over K, with
