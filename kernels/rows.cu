@@ -199,8 +199,11 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 // SMALL_BATCH: the staging loops take SMALL_BATCH elements per thread per
 // pass (e0, e0 + SMALL_ROWS, …), loading them all before using any, so that
 // each thread has several loads in flight (one at a time left the loops
-// latency-bound).
+// latency-bound). A kernel-internal constant: native/ptx_variants.sh
+// compiles other values (-DSMALL_BATCH=8) to compare them on the GPU.
+#ifndef SMALL_BATCH
 #define SMALL_BATCH 4
+#endif
 #define BATCH_LOOP(e0, cnt) for (int e0 = threadIdx.x; e0 < (cnt); e0 += SMALL_BATCH * SMALL_ROWS)
 #define BATCH_EACH(u, e, e0, cnt) \
 	_Pragma("unroll") for (int u = 0, e = (e0); u < SMALL_BATCH; u++, e += SMALL_ROWS) if (e < (cnt))
