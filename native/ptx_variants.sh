@@ -10,6 +10,10 @@
 #
 #   native/ptx_variants.sh NAME:FLAGS [NAME:FLAGS ...]
 #   e.g. native/ptx_variants.sh base: b8:-DSMALL_BATCH=8 b16:-DSMALL_BATCH=16
+#   NAME::FLAGS replaces kernels.NVCCFlags instead of adding to them, e.g.
+#   fmad::"-ptx -arch=compute_80 -fmad=true" (contracted multiply-adds: not
+#   the CPU's arithmetic, so only the speed is of interest) or
+#   sm90::"-ptx -arch=compute_90 -fmad=false".
 #
 # Run from the repository root on the GPU machine with bin/native built
 # beforehand (CUDA_HOME=.cuda ./build.sh native). Environment: ROUNDS=2,
@@ -31,22 +35,23 @@ flags=$(sed -n 's/^const NVCCFlags = "\(.*\)"$/\1/p' kernels/kernels.go)
 mkdir -p "$OUT"
 names=()
 for v in "$@"; do
-  name=${v%%:*}; extra=${v#*:}
+  name=${v%%:*}; extra=${v#*:}; vflags=$flags
+  if [ "${extra:0:1}" = : ]; then vflags=${extra#:}; extra=""; fi   # NAME::FLAGS replaces NVCCFlags
   case $name in ''|*[!A-Za-z0-9_-]*) echo "ptx_variants: bad variant name in '$v'" >&2; exit 2 ;; esac
   dir=$OUT/ptx-$name; mkdir -p "$dir"
   for src in kernels/*.cu; do
     base=$(basename "$src" .cu)
     # shellcheck disable=SC2086
-    if ! nvcc $flags $extra -o "$dir/$base.ptx.body" "$src" > "$dir/nvcc.txt" 2>&1; then
-      echo "ptx_variants: nvcc failed for $name ($extra) on $src:" >&2; cat "$dir/nvcc.txt" >&2; exit 1
+    if ! nvcc $vflags $extra -o "$dir/$base.ptx.body" "$src" > "$dir/nvcc.txt" 2>&1; then
+      echo "ptx_variants: nvcc failed for $name ($vflags $extra) on $src:" >&2; cat "$dir/nvcc.txt" >&2; exit 1
     fi
     # The header line the backend expects (kernels.HeaderPrefix + source hash).
-    { echo "// nli-kernels: source $base.cu sha256 $(sha256sum "$src" | cut -d' ' -f1)"; echo "// nvcc $flags $extra"
+    { echo "// nli-kernels: source $base.cu sha256 $(sha256sum "$src" | cut -d' ' -f1)"; echo "// nvcc $vflags $extra"
       cat "$dir/$base.ptx.body"; } > "$dir/$base.ptx"
     rm -f "$dir/$base.ptx.body"
   done
   names+=("$name")
-  echo "variant $name: nvcc $flags $extra"
+  echo "variant $name: nvcc $vflags $extra"
 done
 for r in $(seq 1 "$ROUNDS"); do
   for name in "${names[@]}"; do
