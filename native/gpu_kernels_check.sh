@@ -83,7 +83,7 @@ echo "== summary ($(cat "$OUT/gpu.txt"))"
 echo "PTX regenerated into $OUT/kernels/: $(ls "$OUT/kernels" | tr '\n' ' ')"
 grep -E '^(--- (PASS|FAIL|SKIP)|PASS$|FAIL$|ok|panic)' "$OUT/cuda_test.txt" | grep -v '^    ' || echo "cuda.test: no result lines"
 grep -E 'FastGELU|largest error' "$OUT/cuda_test.txt" | head -8
-grep -E '^(training:|search: +torch|peak GPU)' "$OUT/bench.txt" || echo "bench_gpu.sh: no result lines"
+grep -E '^(training:|search: +torch|search, one hard check|peak GPU)' "$OUT/bench.txt" || echo "bench_gpu.sh: no result lines"
 echo "search start-steps/s, alternating runs:"
 cat "$OUT/ab.txt"
 echo "search profile, top rows:"
