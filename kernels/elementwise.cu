@@ -269,12 +269,6 @@ __device__ __forceinline__ void bias_gelu_backward_of(float *dinp, const float *
 	}
 }
 
-// GROUP_BATCH: rows of a group loaded together by bias_gelu_backward_groups_of
-// (a kernel-internal constant; native/ptx_variants.sh can vary it).
-#ifndef GROUP_BATCH
-#define GROUP_BATCH 4
-#endif
-
 // bias_gelu_backward_groups_of: the bias gradient too, for few rows per
 // group: the 2-D rows are the R groups, each thread runs its columns down the
 // group's m rows: d = G'(inp + bias[r,c])·dout; dinp += d (acc 0: dinp = d;
@@ -290,33 +284,13 @@ __device__ __forceinline__ void bias_gelu_backward_groups_of(float *dinp, float 
 			COLS2D(c, C / 4) {
 				float4 bv = ld4(b, c);
 				double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-				// GROUP_BATCH rows at a time: every load of the batch is issued
-				// before the first store (a store could alias a later row's
-				// load, so the compiler would not move those loads up itself);
-				// the same arithmetic in the same order as one row at a time.
-				for (long long j0 = 0; j0 < m; j0 += GROUP_BATCH) {
-					float4 xv[GROUP_BATCH], gv[GROUP_BATCH], dv[GROUP_BATCH];
-#pragma unroll
-					for (int u = 0; u < GROUP_BATCH; u++) {
-						long long row = (r * m + j0 + u) * C;
-						if (j0 + u < m) {
-							xv[u] = ld4(inp + row, c), gv[u] = ld4(dout + row, c);
-							if (dinp && acc) {
-								dv[u] = ld4(dinp + row, c);
-							}
-						}
+				for (long long j = 0; j < m; j++) {
+					long long row = (r * m + j) * C;
+					float4 v = dgelu4<G>(ld4(inp + row, c), bv, ld4(dout + row, c));
+					if (dinp) {
+						st4(dinp + row, c, acc ? add4(ld4(dinp + row, c), v) : v);
 					}
-#pragma unroll
-					for (int u = 0; u < GROUP_BATCH; u++) {
-						long long row = (r * m + j0 + u) * C;
-						if (j0 + u < m) {
-							float4 v = dgelu4<G>(xv[u], bv, gv[u]);
-							if (dinp) {
-								st4(dinp + row, c, acc ? add4(dv[u], v) : v);
-							}
-							s0 += (double)v.x, s1 += (double)v.y, s2 += (double)v.z, s3 += (double)v.w;
-						}
-					}
+					s0 += (double)v.x, s1 += (double)v.y, s2 += (double)v.z, s3 += (double)v.w;
 				}
 				float4 o = ld4(db, c);
 				st4(db, c, f4(o.x + (float)s0, o.y + (float)s1, o.z + (float)s2, o.w + (float)s3));
