@@ -548,31 +548,6 @@ extern "C" __global__ void gumbel(float *dst, unsigned long long seed, long long
 	}
 }
 
-// gumbel_f32: the same draws as gumbel (u = GumbelUniform(seed, i) =
-// (2k+1)/2^25, k the top 24 bits of the hash) with −log(−log u) in float32
-// (CUDA's logf and log1pf), for the search (SetFastGumbel): a few float32
-// ulps from gumbel's value (TestFastGumbel), without gumbel's two software
-// float64 logs per element. −log u is taken as −logf(u) for u < 1/2 and as
-// −log1pf(−(1−u)) above, each from an exact float32 (2k+1 < 2^24 in the
-// first case, 2^25−2k−1 < 2^24 in the second), so it is never 0 and the
-// result is always finite (u = 1 − 2^−25 gives 17.33…).
-extern "C" __global__ void gumbel_f32(float *dst, unsigned long long seed, long long n) {
-	LOOP(i, n) {
-		unsigned long long z = seed + ((unsigned long long)i + 1) * 0x9E3779B97F4A7C15ull;
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		z ^= z >> 31;
-		unsigned int k = (unsigned int)(z >> 40); // 0 … 2^24 − 1
-		float e;                                  // −log u > 0
-		if (k < (1u << 23)) {
-			e = -logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
-		} else {
-			e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
-		}
-		dst[i] = -logf(e);
-	}
-}
-
 // adamw: PyTorch's AdamW per element in double, as CPU.AdamW. The host
 // passes the hyperparameters already converted (decimal64) and the bias
 // corrections bc1 = 1−β1^step, bc2 = 1−β2^step and decay = 1−lr·wd.

@@ -92,6 +92,42 @@ extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout
 }
 
 // The state update (model.Backend's SoftmaxMix) rides on the softmax
+// gumbel32 is gumbel_f32's value at index i: the draw of elementwise.cu's
+// gumbel (u = GumbelUniform(seed, i) = (2k+1)/2^25, k the top 24 bits of a
+// SplitMix64 finaliser of seed and i) with −log(−log u) in float32 (CUDA's
+// logf and log1pf): a few float32 ulps from gumbel's float64 value
+// (TestFastGumbel). −log u is −logf(u) for u < 1/2 and −log1pf(−(1−u))
+// above, each from an exact float32 (2k+1 < 2^24 in the first case,
+// 2^25−2k−1 < 2^24 in the second), so it is never 0 and the result is always
+// finite (u = 1 − 2^−25 gives 17.33…).
+__device__ __forceinline__ float gumbel32(unsigned long long seed, unsigned long long i) {
+	unsigned long long z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	unsigned int k = (unsigned int)(z >> 40); // 0 … 2^24 − 1
+	float e;                                  // −log u > 0
+	if (k < (1u << 23)) {
+		e = -logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
+	} else {
+		e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
+	}
+	return -logf(e);
+}
+
+// gumbel_f32: dst[i] = gumbel32(seed, i), the search's noise (SetFastGumbel).
+// Here rather than beside gumbel in elementwise.cu so that the softmax
+// kernels below, which draw the same noise themselves (fused noise), share
+// gumbel32 with it.
+extern "C" __global__ void gumbel_f32(float *dst, unsigned long long seed, long long n) {
+	THREAD_LOOP(i, n) { dst[i] = gumbel32(seed, (unsigned long long)i); }
+}
+
+// Fused noise: with noff ≥ 0 (and noise null) the softmax kernels add
+// gumbel32(nseed, noff + i) to element i of logits instead of reading
+// noise[i], the value gumbel_f32 would have written at index noff + i of its
+// buffer (model.GumbelNoise). noff < 0: no fused noise.
+
 // kernels: softmax row r (of K) is part of gate row r / rpg (rpg = D/K rows;
 // gate g = z[gate·Kz + skip]) and, with a bias, takes bias[(r mod rpb)·K + k]
 // (rpb = Db/K). mix null: a plain softmax (the other state arguments unused).
@@ -103,7 +139,8 @@ extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout
 // attention forward uses in place with tau = 1.
 extern "C" __global__ void softmax(float *out, const float *logits, const float *noise, double tau, long long N,
                                    long long K, const float *bias, long long Db, float *mix, const float *prev,
-                                   const float *z, long long D, long long Kz, long long skip) {
+                                   const float *z, long long D, long long Kz, long long skip,
+                                   unsigned long long nseed, long long noff) {
 	int lane = threadIdx.x % 32;
 	float t = (float)tau;
 	WARP_LOOP(n, N) {
@@ -118,6 +155,8 @@ extern "C" __global__ void softmax(float *out, const float *logits, const float 
 			}
 			if (noise) {
 				v += noise[n * K + k];
+			} else if (noff >= 0) {
+				v += gumbel32(nseed, (unsigned long long)(noff + n * K + k));
 			}
 			v /= t;
 			o[k] = v;
@@ -223,7 +262,7 @@ __device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k3
 extern "C" __global__ void softmax_small(float *out, const float *logits, const float *noise, double tau,
                                          long long N, long long K, const float *bias, long long Db, float *mix,
                                          const float *prev, const float *z, long long D, long long Kz,
-                                         long long skip) {
+                                         long long skip, unsigned long long nseed, long long noff) {
 	__shared__ float sh[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ double sinv[SMALL_ROWS];
 	__shared__ int boff[SMALL_ROWS];  // bias offset per row
@@ -251,7 +290,8 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 			float lv[SMALL_BATCH], nv[SMALL_BATCH];
 			BATCH_EACH(u, e, e0, cnt) {
 				lv[u] = logits[base + e];
-				nv[u] = noise ? noise[base + e] : 0.f;
+				nv[u] = noise ? noise[base + e]
+				              : noff >= 0 ? gumbel32(nseed, (unsigned long long)(noff + base + e)) : 0.f;
 			}
 			BATCH_EACH(u, e, e0, cnt) {
 				float v = lv[u];
@@ -259,7 +299,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 					int r = e / k32;
 					v += bias[boff[r] + e - r * k32];
 				}
-				if (noise) {
+				if (noise || noff >= 0) {
 					v += nv[u];
 				}
 				v /= t;
@@ -273,6 +313,15 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 			for (int k = 0; k < k32; k++) {
 				maxv = fmaxf(maxv, o[k]);
 			}
+#ifdef SMALL_EXP_F32 // a speed experiment only (native/ptx_variants.sh): not the CPU's arithmetic
+			float sum = 0;
+			for (int k = 0; k < k32; k++) {
+				float e = __expf(o[k] - maxv);
+				o[k] = e;
+				sum += e;
+			}
+			sinv[threadIdx.x] = 1 / (double)sum;
+#else
 			double sum = 0;
 			for (int k = 0; k < k32; k++) {
 				double e = exp((double)(o[k] - maxv));
@@ -280,6 +329,7 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 				sum += e;
 			}
 			sinv[threadIdx.x] = 1 / sum;
+#endif
 		}
 		__syncthreads();
 		BATCH_LOOP(e0, cnt) {

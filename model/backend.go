@@ -212,3 +212,15 @@ const (
 	SkipMixAccZ
 	SkipMixAccAll = SkipMixAccPrev | SkipMixAccHat | SkipMixAccZ
 )
+
+// FusedGumbeler is implemented by backends whose Softmax and SoftmaxMix can
+// draw Gumbel noise themselves from a noise tensor over GumbelNoise memory
+// (NewGumbelNoise). FusedGumbel reports whether they do now; the values are
+// then those the backend's Gumbel would write (CUDA: with SetFastGumbel on).
+type FusedGumbeler interface{ FusedGumbel() bool }
+
+// fusedGumbel reports whether b draws Softmax's and SoftmaxMix's noise itself.
+func fusedGumbel(b Backend) bool {
+	f, ok := b.(FusedGumbeler)
+	return ok && f.FusedGumbel()
+}

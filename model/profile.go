@@ -263,6 +263,10 @@ func (pr *Profiled) Transpose01(out, inp *Tensor, A, B, C int, acc bool) {
 	pr.Backend.Transpose01(out, inp, A, B, C, acc)
 }
 
+// FusedGumbel is the wrapped backend's (false when it is no FusedGumbeler),
+// so that a profiled search draws its noise as the plain one does.
+func (pr *Profiled) FusedGumbel() bool { return fusedGumbel(pr.Backend) }
+
 // Gumbel times the wrapped backend's Gumbel.
 func (pr *Profiled) Gumbel(dst *Tensor, seed uint64) {
 	defer pr.done("Gumbel", time.Now())

@@ -364,10 +364,11 @@ type GradientRun struct {
 	sc       SearchConfig
 	seed     uint64
 	it       int
-	E        *Tensor // (n·S, T, d) searched embeddings, with gradient
-	em, ev   *Tensor // Adam moments
-	xr, yr   *Tensor // (n·S·m, L) specification pairs per start
-	nz, ns   *Tensor // noise buffers
+	E        *Tensor      // (n·S, T, d) searched embeddings, with gradient
+	em, ev   *Tensor      // Adam moments
+	xr, yr   *Tensor      // (n·S·m, L) specification pairs per start
+	nz, ns   *Tensor      // noise buffers
+	nsSrc    *GumbelNoise // ns's fused noise (FusedGumbeler), else nil
 	mems     []*Memory
 	best     []Result
 	solved   int
@@ -431,7 +432,12 @@ func (s *Searcher) StartGradient(tb *TaskBatch, sc SearchConfig, seed uint64) *G
 		}
 	}
 	r.nz = NewView(alloc(n*S*T*cfg.K), 0, n*S, T, cfg.K)
-	r.ns = NewView(alloc(T*R*cfg.L*cfg.V), 0, T, R, cfg.L, cfg.V)
+	if fusedGumbel(b) { // drawn inside SoftmaxMix: no buffer, no Gumbel pass
+		r.nsSrc = &GumbelNoise{}
+		r.ns = NewGumbelNoise(r.nsSrc, T, R, cfg.L, cfg.V)
+	} else {
+		r.ns = NewView(alloc(T*R*cfg.L*cfg.V), 0, T, R, cfg.L, cfg.V)
+	}
 	r.llH = make([]float32, R)
 	r.softLL = make([]float64, n*S)
 	r.best = make([]Result, n)
@@ -458,7 +464,11 @@ func (r *GradientRun) Step() (info StepInfo, more bool) {
 	tp.Reset()
 	b.Zero(r.E.Grad)
 	b.Gumbel(r.nz, noiseSeed(r.seed, it, 2))
-	b.Gumbel(r.ns, noiseSeed(r.seed, it, 3))
+	if r.nsSrc != nil {
+		r.nsSrc.Seed = noiseSeed(r.seed, it, 3)
+	} else {
+		b.Gumbel(r.ns, noiseSeed(r.seed, it, 3))
+	}
 	logits := m.Head(tp, r.E)
 	z := tp.Softmax(logits, r.nz, float32(tauE))
 	pi := m.execute(tp, r.xr, z, float32(tauD), r.ns, false, r.fl, pairs)

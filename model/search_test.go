@@ -427,3 +427,68 @@ func TestSymbolsArgmax(t *testing.T) {
 		}
 	}
 }
+
+// fusedCPU is the CPU backend that takes GumbelNoise tensors as Softmax's
+// and SoftmaxMix's noise (FusedGumbeler), drawing the whole noise memory with
+// Gumbel where such a tensor is read: the search's fused-noise path on the CPU.
+type fusedCPU struct {
+	*CPU
+	draws int // noise tensors drawn
+}
+
+func (f *fusedCPU) FusedGumbel() bool { return true }
+
+func (f *fusedCPU) noise(t *Tensor) *Tensor {
+	if t == nil || t.mem.Noise == nil {
+		return t
+	}
+	f.draws++
+	full := f.Alloc(t.mem.Len)
+	f.Gumbel(NewView(full, 0, t.mem.Len), t.mem.Noise.Seed)
+	v := &Tensor{}
+	v.set(full, t.off, t.dims[:t.rank]...)
+	return v
+}
+
+func (f *fusedCPU) Softmax(out, logits, noise *Tensor, tau float32, N, K int) {
+	f.CPU.Softmax(out, logits, f.noise(noise), tau, N, K)
+}
+
+func (f *fusedCPU) SoftmaxMix(out, hat, logits, bias, noise, prev, z *Tensor, tau float32, N, D, K, Db, Kz, skip int) {
+	f.CPU.SoftmaxMix(out, hat, logits, bias, f.noise(noise), prev, z, tau, N, D, K, Db, Kz, skip)
+}
+
+// TestSearchFusedNoise: on a backend that draws the state noise itself
+// (GumbelNoise tensors, one seed per step), the gradient search gives the
+// same losses and results as with the noise buffer, for the MLP and the sym
+// interpreter.
+func TestSearchFusedNoise(t *testing.T) {
+	sym := Tiny()
+	sym.Exec, sym.K = "sym", 8
+	for _, cfg := range []Config{Tiny(), sym} {
+		run := func(b Backend) ([]float64, []Result) {
+			m := randomModel(t, b, cfg, 5)
+			tb, err := NewTaskBatch(GenTasks(SplitShiftL, PartOOD, 3, 4, 9))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := cfg.Search
+			sc.Starts, sc.Steps, sc.CheckEvery = 4, 6, 3
+			var losses []float64
+			res := NewSearcher(m).Gradient(tb, sc, 2, func(info StepInfo) bool {
+				losses = append(losses, info.Loss)
+				return true
+			})
+			return losses, res
+		}
+		l0, r0 := run(NewCPU(1))
+		f := &fusedCPU{CPU: NewCPU(1)}
+		l1, r1 := run(f)
+		if f.draws != 6*cfg.T {
+			t.Errorf("exec %s: %d fused noise tensors read, want %d (one per step and interpreter step)", cfg.Exec, f.draws, 6*cfg.T)
+		}
+		if !slices.Equal(l0, l1) || fmt.Sprint(r0) != fmt.Sprint(r1) {
+			t.Errorf("exec %s: the search differs with fused noise: losses %v vs %v, results %v vs %v", cfg.Exec, l1, l0, r1, r0)
+		}
+	}
+}

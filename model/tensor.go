@@ -16,6 +16,29 @@ type Memory struct {
 	Dev uintptr   // device pointer (device backends)
 	Len int       // number of elements
 	Int bool      // int32 elements rather than float32
+
+	// Noise, when not nil, marks memory that holds nothing: its elements
+	// are Gumbel noise drawn where they are read (see GumbelNoise).
+	Noise *GumbelNoise
+}
+
+// GumbelNoise describes a Memory whose element i is the Gumbel noise that
+// the backend's Gumbel(dst, Seed) would write at index i, computed by the op
+// that reads it instead of stored (fused noise: no write and read of a noise
+// buffer). Only backends that implement FusedGumbeler and report true take
+// such memory, and only as the noise of Softmax and SoftmaxMix; the search
+// uses it for the interpreter's state noise (Searcher.Gradient). Seed may
+// change between uses (one per search step).
+type GumbelNoise struct{ Seed uint64 }
+
+// NewGumbelNoise returns a tensor of the given shape over memory of fused
+// Gumbel noise with the given source (no backend allocation).
+func NewGumbelNoise(src *GumbelNoise, shape ...int) *Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return NewView(&Memory{Len: n, Noise: src}, 0, shape...)
 }
 
 // Tensor is a contiguous, row-major view of Memory. Tensors are small values

@@ -12,9 +12,24 @@ import (
 // cudaBackend is set by backend_cuda.go when the binary is built with CUDA.
 var cudaBackend func() (model.Backend, error)
 
-// tf32Switch is implemented by backends whose Gemm can use TF32 tensor
-// cores (the CUDA backend).
-type tf32Switch interface{ SetTF32(on bool) }
+// switchable sets one of a backend's arithmetic switches (SetTF32 and the
+// like); it reports whether the switch is now on, false for backends
+// without it (the CPU).
+func switchable[S any](b model.Backend, on bool, set func(S, bool)) bool {
+	if s, ok := b.(S); ok {
+		set(s, on)
+		return on
+	}
+	return false
+}
+
+// The switches of the CUDA backend (each its Set method).
+type (
+	tf32Switch        interface{ SetTF32(on bool) }
+	fastGELUSwitch    interface{ SetFastGELU(on bool) }
+	fastGumbelSwitch  interface{ SetFastGumbel(on bool) }
+	fusedGumbelSwitch interface{ SetFusedGumbel(on bool) }
+)
 
 // tf32Usage is the help text of --tf32 where search is the work.
 const tf32Usage = "TF32 tensor-core matrix products (cuda only; about 1e-3 relative error per product; false = float32)"
@@ -22,45 +37,34 @@ const tf32Usage = "TF32 tensor-core matrix products (cuda only; about 1e-3 relat
 // setTF32 switches b's Gemm to TF32 (on) or float32 and reports whether b
 // now uses TF32; backends without TF32 (the CPU) ignore it.
 func setTF32(b model.Backend, on bool) bool {
-	if s, ok := b.(tf32Switch); ok {
-		s.SetTF32(on)
-		return on
-	}
-	return false
+	return switchable(b, on, tf32Switch.SetTF32)
 }
 
 // fastGELUUsage is the help text of --fast-gelu where search is the work.
 const fastGELUUsage = "GELU and its backward in float32 (cuda only; within 1e-6 + 1e-5·|x| of the float64 default; search ran 1.33× instead of 1.19× the PyTorch reference on an H200 when it came; false = float64)"
 
-// fastGELUSwitch is implemented by backends that can run GELU in float32
-// instead of the CPU reference's float64 (the CUDA backend).
-type fastGELUSwitch interface{ SetFastGELU(on bool) }
-
 // setFastGELU switches b's GELU to float32 (on) or float64 and reports
 // whether b now runs it in float32; other backends ignore it.
 func setFastGELU(b model.Backend, on bool) bool {
-	if s, ok := b.(fastGELUSwitch); ok {
-		s.SetFastGELU(on)
-		return on
-	}
-	return false
+	return switchable(b, on, fastGELUSwitch.SetFastGELU)
 }
 
 // fastGumbelUsage is the help text of --fast-gumbel where search is the work.
 const fastGumbelUsage = "Gumbel noise's −log(−log u) in float32 (cuda only; the same uniform draws, within 4e-6·(1 + |g|) of the float64 default; false = float64, the CPU's noise bit for bit)"
 
-// fastGumbelSwitch is implemented by backends that can draw Gumbel noise in
-// float32 instead of the CPU reference's float64 (the CUDA backend).
-type fastGumbelSwitch interface{ SetFastGumbel(on bool) }
-
 // setFastGumbel switches b's Gumbel noise to float32 (on) or float64 and
 // reports whether b now draws it in float32; other backends ignore it.
 func setFastGumbel(b model.Backend, on bool) bool {
-	if s, ok := b.(fastGumbelSwitch); ok {
-		s.SetFastGumbel(on)
-		return on
-	}
-	return false
+	return switchable(b, on, fastGumbelSwitch.SetFastGumbel)
+}
+
+// setFusedGumbel allows (on) or forbids b's softmax kernels to draw the
+// search's state noise themselves (CUDA with fast Gumbel; the same values,
+// no noise buffer) and reports whether b now does.
+func setFusedGumbel(b model.Backend, on bool) bool {
+	switchable(b, on, fusedGumbelSwitch.SetFusedGumbel)
+	f, ok := b.(model.FusedGumbeler)
+	return ok && f.FusedGumbel()
 }
 
 // newBackend returns the backend named by --device.

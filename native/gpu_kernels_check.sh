@@ -57,7 +57,7 @@ for src in kernels/*.cu; do
 done
 
 echo "== 2. bin/cuda.test -test.v (NLI_PTX_DIR=$ptx)"
-timeout 240 bin/cuda.test -test.v -test.timeout 230s 2>&1 | tee "$OUT/cuda_test.txt"
+timeout 420 bin/cuda.test -test.v -test.timeout 400s 2>&1 | tee "$OUT/cuda_test.txt"
 [ "${PIPESTATUS[0]}" = 0 ] || fail "bin/cuda.test failed"
 
 echo "== 3. native/bench_gpu.sh $REF"

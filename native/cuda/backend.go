@@ -43,6 +43,8 @@ type Backend struct {
 	fastGELU bool // GELU and its backward in float32 (SetFastGELU)
 	// fastGumbel: Gumbel's −log(−log u) in float32 (SetFastGumbel)
 	fastGumbel bool
+	// unfusedGumbel: no fused noise even with fastGumbel (SetFusedGumbel)
+	unfusedGumbel bool
 
 	err     error
 	errFlag cu.DevicePtr // device int32: code of the first op that met a bad index
@@ -211,6 +213,17 @@ func (b *Backend) SetFastGumbel(on bool) { b.fastGumbel = on }
 // FastGumbel reports whether Gumbel runs in float32 (see SetFastGumbel).
 func (b *Backend) FastGumbel() bool { return b.fastGumbel }
 
+// SetFusedGumbel allows (on, the default) or forbids Softmax and SoftmaxMix
+// to draw their noise themselves from model.GumbelNoise tensors; they do so
+// only while SetFastGumbel is on too, with its values bit for bit
+// (TestFusedGumbel). Off: the search fills a noise buffer with Gumbel
+// first, as before; for comparisons and tests.
+func (b *Backend) SetFusedGumbel(on bool) { b.unfusedGumbel = !on }
+
+// FusedGumbel reports whether Softmax and SoftmaxMix take model.GumbelNoise
+// tensors now (model.FusedGumbeler): SetFastGumbel and SetFusedGumbel on.
+func (b *Backend) FusedGumbel() bool { return b.fastGumbel && !b.unfusedGumbel }
+
 // ---------------------------------------------------------------------------
 // Errors and the context's thread.
 
@@ -296,6 +309,9 @@ func devPtr(t *model.Tensor) uint64 {
 		return 0
 	}
 	m, off := t.Mem()
+	if m.Noise != nil {
+		panic("cuda: a tensor of fused Gumbel noise (model.GumbelNoise) is only the noise of Softmax or SoftmaxMix")
+	}
 	return uint64(m.Dev) + 4*uint64(off)
 }
 

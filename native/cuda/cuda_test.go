@@ -317,6 +317,111 @@ func TestFastGumbel(t *testing.T) {
 	}
 }
 
+// TestFusedGumbel: Softmax and SoftmaxMix drawing their noise themselves
+// from a model.GumbelNoise tensor (a slice at an offset, as the search's
+// Sub of its state noise) give the same bits as with the noise that the
+// fast Gumbel wrote into a buffer, for K ≤ smallK (softmax_small) and above
+// (softmax); and a whole gradient search (default and sym interpreters)
+// gives the same losses at every step and the same results with fused noise
+// as without.
+func TestFusedGumbel(t *testing.T) {
+	b := backend(t)
+	defer b.SetFastGumbel(false)
+	defer b.SetFusedGumbel(true)
+	b.SetFastGumbel(true)
+	if !b.FusedGumbel() {
+		t.Fatal("FusedGumbel is off with SetFastGumbel(true) and the default SetFusedGumbel")
+	}
+	const seed = 0x5eed
+	rng := rand.New(rand.NewPCG(3, 4))
+	upload := func(n int, f func() float32) *model.Tensor {
+		h := make([]float32, n)
+		for i := range h {
+			h[i] = f()
+		}
+		x := model.NewView(b.Alloc(n), 0, n)
+		b.Upload(x, h)
+		return x
+	}
+	download := func(x *model.Tensor) []float32 {
+		h := make([]float32, x.Len())
+		b.Download(h, x)
+		return h
+	}
+	same := func(what string, got, want []float32) {
+		t.Helper()
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: element %d is %.9g with fused noise, %.9g with the noise buffer", what, i, got[i], want[i])
+			}
+		}
+	}
+	for _, K := range []int{10, 40} { // softmax_small and softmax
+		const slices, slice = 3, 2 // noise of three steps; the third one
+		D := 2 * K                 // two softmax rows per gate row
+		N := 37                    // gate rows
+		n := N * D
+		buf := model.NewView(b.Alloc(slices*n), 0, slices, N, D)
+		b.Gumbel(buf, seed)
+		fused := model.NewGumbelNoise(&model.GumbelNoise{Seed: seed}, slices, N, D)
+		sub := func(x *model.Tensor) *model.Tensor { m, off := x.Mem(); return model.NewView(m, off+slice*n, N, D) }
+		logits := upload(n, func() float32 { return float32(3 * rng.NormFloat64()) })
+		prev := upload(n, func() float32 { return rng.Float32() })
+		z := upload(N*4, func() float32 { return rng.Float32() })
+		bias := upload(D, func() float32 { return float32(rng.NormFloat64()) })
+		out, hat := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
+		out2, hat2 := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
+		b.SoftmaxMix(out, hat, logits, bias, sub(buf), prev, z, 0.7, N, D, K, D, 4, 0)
+		b.SoftmaxMix(out2, hat2, logits, bias, sub(fused), prev, z, 0.7, N, D, K, D, 4, 0)
+		same(fmt.Sprintf("SoftmaxMix K %d: out", K), download(out2), download(out))
+		same(fmt.Sprintf("SoftmaxMix K %d: hat", K), download(hat2), download(hat))
+		b.Softmax(out, logits, sub(buf), 1.3, n/K, K)
+		b.Softmax(out2, logits, sub(fused), 1.3, n/K, K)
+		same(fmt.Sprintf("Softmax K %d", K), download(out2), download(out))
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sym := model.Default()
+	sym.Name, sym.Exec, sym.K = "sym", "sym", 16
+	for _, cfg := range []model.Config{model.Default(), sym} {
+		search := func(fused bool) ([]float64, []model.Result) {
+			b.SetFusedGumbel(fused)
+			defer b.SetFusedGumbel(true)
+			m, err := model.NewModel(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Init(5)
+			tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, 6, 4, 9))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := cfg.Search
+			sc.Starts, sc.Steps, sc.CheckEvery = 8, 12, 4
+			var losses []float64
+			res := model.NewSearcher(m).Gradient(tb, sc, 2, func(info model.StepInfo) bool {
+				losses = append(losses, info.Loss)
+				return true
+			})
+			if err := b.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			return losses, res
+		}
+		l0, r0 := search(false)
+		l1, r1 := search(true)
+		if !slices.Equal(l0, l1) {
+			t.Errorf("%s: search losses per step differ with fused noise:\n%v\n%v", cfg.Name, l1, l0)
+		}
+		if fmt.Sprint(r0) != fmt.Sprint(r1) {
+			t.Errorf("%s: search results differ with fused noise:\n%v\n%v", cfg.Name, r1, r0)
+		}
+		t.Logf("%s: %d steps, losses %.6g … %.6g, the same with fused noise", cfg.Name, len(l0), l0[0], l0[len(l0)-1])
+	}
+}
+
 // TestIndexError: a one-hot index out of range makes Sync report an error
 // naming the op, and later ops do nothing (the error is sticky).
 func TestIndexError(t *testing.T) {
@@ -357,8 +462,10 @@ func TestTrainParity(t *testing.T) {
 	// docs/experiments/go/default-sym-k16.json), built from MatMul,
 	// RepeatRows with one-element rows, Mul, PoolPairs over the K maps and
 	// AddScaled.
+	// Batch 32: the CPU side of its 20 steps is the slow part of the test.
 	sym := model.Default()
 	sym.Name, sym.Exec, sym.K = "sym", "sym", 16
+	sym.Train.Batch = 32
 	for _, tc := range []struct {
 		name string
 		cfg  model.Config

@@ -350,7 +350,7 @@ func (b *Backend) Attention(out, att, qkv *model.Tensor, B, S, C, NH int) {
 		// att_h (S,S) = scale·q_h (S,hs) · k_hᵀ
 		b.gemmBatched(false, true, S, S, hs, scale, q, 3*C, S*3*C, k, 3*C, S*3*C, 0, ah, S, NH*S*S, B)
 	}
-	b.softmaxRows(a0, a0, 0, f64(1), B*NH*S, S, nil)
+	b.softmaxRows(a0, a0, b.noiseArgs(nil), f64(1), B*NH*S, S, nil)
 	for h := range NH {
 		v := q0 + 4*uint64(2*C+h*hs)
 		ah := a0 + 4*uint64(h*S*S)
@@ -662,19 +662,38 @@ func (b *Backend) Softmax(out, logits, noise *model.Tensor, tau float32, N, K in
 		return
 	}
 	defer b.end()
-	b.softmaxRows(devPtr(out), devPtr(logits), devPtr(noise), f32arg(tau), N, K, nil)
+	b.softmaxRows(devPtr(out), devPtr(logits), b.noiseArgs(noise), f32arg(tau), N, K, nil)
+}
+
+// noiseArgs are the softmax kernels' noise arguments (noise, nseed, noff)
+// for a noise tensor: a buffer's address and noff −1, or for fused noise
+// (model.GumbelNoise, FusedGumbel on) no buffer, the seed and the tensor's
+// offset into its noise memory; nil: no noise.
+func (b *Backend) noiseArgs(noise *model.Tensor) [3]uint64 {
+	if noise == nil {
+		return [3]uint64{0, 0, i64(-1)}
+	}
+	m, off := noise.Mem()
+	if m.Noise == nil {
+		return [3]uint64{devPtr(noise), 0, i64(-1)}
+	}
+	if !b.FusedGumbel() {
+		panic("cuda: fused Gumbel noise while FusedGumbel is off (SetFastGumbel and SetFusedGumbel)")
+	}
+	return [3]uint64{0, m.Noise.Seed, i64(off)}
 }
 
 // softmaxRows launches the softmax over N rows of K: softmax_small (one
 // thread per row) when K ≤ smallK, else softmax (one warp per row); st holds
 // SoftmaxMix's extra arguments (bias, Db, mix, prev, z, D, Kz, skip), or is
 // nil for a plain softmax. The caller holds begin.
-func (b *Backend) softmaxRows(out, logits, noise, tau uint64, N, K int, st *[8]uint64) {
+func (b *Backend) softmaxRows(out, logits uint64, noise [3]uint64, tau uint64, N, K int, st *[8]uint64) {
 	plain := [8]uint64{0, 0, 0, 0, 0, i64(K), 1, 0}
 	if st == nil {
 		st = &plain
 	}
-	a := [14]uint64{out, logits, noise, tau, i64(N), i64(K), st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7]}
+	a := [16]uint64{out, logits, noise[0], tau, i64(N), i64(K), st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7],
+		noise[1], noise[2]}
 	if K <= smallK {
 		b.rowsSmall(kSoftmaxSmall, N, a[:]...)
 		return
@@ -730,7 +749,7 @@ func (b *Backend) SoftmaxMix(out, hat, logits, bias, noise, prev, z *model.Tenso
 		return
 	}
 	defer b.end()
-	b.softmaxRows(devPtr(hat), devPtr(logits), devPtr(noise), f32arg(tau), n/K, K,
+	b.softmaxRows(devPtr(hat), devPtr(logits), b.noiseArgs(noise), f32arg(tau), n/K, K,
 		&[8]uint64{devPtr(bias), i64(max(Db, K)), devPtr(out), devPtr(prev), devPtr(z), i64(D), i64(Kz), i64(skip)})
 }
 
