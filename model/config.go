@@ -238,12 +238,15 @@ func Tiny() Config {
 // decay to 0.05× over the second half of the run, τ_e from 2 annealed over
 // 5000 steps, λ and the program noise ramped in, the head at 0.2× the
 // learning rate, a map-route symbol split (δ 0.2) every 500 steps from
-// step 1500 to 70% of the run, and the search's τ_e from 4. It was run for
-// 10000 steps; comp-i adds the contrast loss (train.contrast 0.5,
-// constant since the tenth session: 3 of 6 seeds trained against 1 of 6
-// with Go sweep 16's train.contrast_frac 0.7, which trained the shipped
-// comp-i model). It is docs/experiments/go/recipe-sym.json
-// under the name "sym" (TestSymRecipeIsTheSweepConfig).
+// step 1500 to 70% of the run, each split into the next dead symbol in turn
+// (split_rotate, since the eleventh session: Go sweep 21 trained comp-i 4
+// of 6 seeds against sweep 18's 3 of 6, the same seeds, no seed of any
+// split lost), and the search's τ_e from 4. It is run for 10000 steps;
+// comp-i adds the contrast loss (train.contrast 0.5, constant since the
+// tenth session: 3 of 6 seeds trained against 1 of 6 with Go sweep 16's
+// train.contrast_frac 0.7, which trained the shipped comp-i model). It is
+// docs/experiments/go/recipe-sym.json under the name "sym"
+// (TestSymRecipeIsTheSweepConfig).
 func SymRecipe() Config {
 	c := Default()
 	c.Name = "sym"
@@ -262,7 +265,8 @@ func SymRecipe() Config {
 	c.Train.SplitStart = 1500
 	c.Train.SplitRoute = SplitRouteMap
 	c.Train.SplitDelta = 0.2
-	c.Search.TauE0 = 4 // SPEC §4: 2 (docs/DESIGN.md, "Search temperature")
+	c.Train.SplitRotate = true // since the eleventh session (Go sweep 21)
+	c.Search.TauE0 = 4         // SPEC §4: 2 (docs/DESIGN.md, "Search temperature")
 	return c
 }
 

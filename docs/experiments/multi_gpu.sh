@@ -27,6 +27,9 @@ OUT=${OUT:-$PWD/out}; P_SWEEP=${P_SWEEP:-4}; P_GO=${P_GO:-3}; P_SEARCH=${P_SEARC
 export MAX_SEQS=${MAX_SEQS:-8192}
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64
 mkdir -p "$OUT"
+# Runs kept by an earlier call on the same (warm) machine would be brought back instead of this
+# call's (the eleventh session's sweep 21 returned three of sweep 20's weights): start clean.
+rm -rf /tmp/multi_gpu_j*
 N=$(nvidia-smi -L 2>/dev/null | wc -l); (( N > 0 )) || N=1
 nvidia-smi -L 2>/dev/null
 i=0
