@@ -108,6 +108,15 @@ type TrainConfig struct {
 	// yet is then not overwritten by the next split (which happened every
 	// 500 steps on comp-i's failed seeds; docs/DESIGN.md, "Tenth session").
 	SplitRotate bool `json:"split_rotate,omitempty"`
+	// SplitPick picks the symbol A a split cuts: "" or "cost" (the used
+	// symbol whose pairs carry the most NLL) or "share" (exec sym only: the
+	// used symbol, with at least 8 slots, whose slots' gradients have the
+	// largest share of their variance on one direction — the most bimodal
+	// — ties broken by cost). On comp-i's failed runs of Go sweeps 20–21
+	// the cost pick cut symbols that held one primitive (top share
+	// 0.030–0.111) while a symbol holding two to four stayed merged (their
+	// cuts' shares 0.089–0.408; docs/DESIGN.md, "Eleventh session").
+	SplitPick string `json:"split_pick,omitempty"`
 	// Contrast adds Contrast × a task-identity loss on the inductor's
 	// encoder (recipe.py --contrast): the pooled encodings of the first and
 	// the second half of each specification's pairs, each centred on the
@@ -173,6 +182,12 @@ const (
 	ExecMLP  = "mlp"
 	ExecFiLM = "film"
 	ExecSym  = "sym"
+)
+
+// How a split picks the symbol it cuts (Train.SplitPick).
+const (
+	SplitPickCost  = "cost"
+	SplitPickShare = "share"
 )
 
 // The routes of exec sym's symbol split (Train.SplitRoute).
@@ -352,6 +367,15 @@ func (c Config) Validate() error {
 	frac("train.lr_min", t.LRMin)
 	if t.SplitRotate && t.SplitEvery <= 0 {
 		errs = append(errs, errors.New("config: train.split_rotate needs train.split_every > 0"))
+	}
+	switch t.SplitPick {
+	case "", SplitPickCost:
+	case SplitPickShare:
+		if !c.Sym() || t.SplitEvery <= 0 {
+			errs = append(errs, fmt.Errorf("config: train.split_pick = %q needs exec %q and train.split_every > 0", t.SplitPick, ExecSym))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("config: train.split_pick = %q, want %q, %q or empty (cost)", t.SplitPick, SplitPickCost, SplitPickShare))
 	}
 	if t.SplitEvery < 0 || t.SplitStart < 0 {
 		errs = append(errs, fmt.Errorf("config: train.split_every = %d, train.split_start = %d, must be ≥ 0 (split_every 0: off)", t.SplitEvery, t.SplitStart))

@@ -280,6 +280,12 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 			A = k
 		}
 	}
+	if cfg.Train.SplitPick == SplitPickShare {
+		if A, _ = pickByShare(am, cost, K, slotGrad); A == 0 {
+			ev.Skipped = "no symbol but SKIP with 8 slots and a cost"
+			return ev, nil
+		}
+	}
 	if splitTrace != nil {
 		splitTrace("pair_nll", pairNLL)
 		splitTrace("cost", cost)
@@ -721,6 +727,33 @@ func topProjection(G [][]float64) (proj []float64, share float64) {
 		return nil, 0
 	}
 	return topProjectionBy(G, len(G) <= len(G[0]))
+}
+
+// pickByShare is train.split_pick "share": of the symbols other than SKIP
+// with a positive cost and at least 8 slots in am, the one whose slots'
+// gradient features (slotGrad) have the largest top share (topProjection),
+// ties to the higher cost, then the lower id; 0 (no symbol) when none
+// qualifies. It returns the symbol and its share.
+func pickByShare(am []int, cost []float64, K int, slotGrad func(r int) []float64) (int, float64) {
+	slots := make([][]int, K)
+	for r, k := range am {
+		slots[k] = append(slots[k], r)
+	}
+	best, bestShare := 0, -1.0
+	for k := range K {
+		if k == Skip || cost[k] <= 0 || len(slots[k]) < 8 {
+			continue
+		}
+		G := make([][]float64, len(slots[k]))
+		for i, r := range slots[k] {
+			G[i] = slotGrad(r)
+		}
+		_, share := topProjection(G)
+		if share > bestShare || (share == bestShare && cost[k] > cost[best]) {
+			best, bestShare = k, share
+		}
+	}
+	return best, bestShare
 }
 
 // topProjectionBy is topProjection on the Gram matrix (gram) or the scatter.

@@ -6,6 +6,7 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -152,6 +153,10 @@ func TestSplitResumeBitExact(t *testing.T) {
 	rot.Name += "-map-rotate"
 	rot.Train.SplitRoute, rot.Train.SplitRotate = SplitRouteMap, true
 	cfgs = append(cfgs, rot)
+	share := symSplitConfig()
+	share.Name += "-map-share"
+	share.Train.SplitRoute, share.Train.SplitPick = SplitRouteMap, SplitPickShare
+	cfgs = append(cfgs, share)
 	for _, cfg := range cfgs {
 		t.Run(cfg.Name, func(t *testing.T) { testSplitResumeBitExact(t, cfg) })
 	}
@@ -218,6 +223,88 @@ func TestSplitRotate(t *testing.T) {
 	}
 	if got := news(true); got[0] == got[1] {
 		t.Errorf("with rotate the two splits made the same new symbol %d", got[0])
+	}
+}
+
+// TestSplitPick: pickByShare takes the symbol whose slots' gradients fall
+// into two groups over one whose gradients are one noisy group, whatever
+// their costs; it passes over SKIP, symbols without cost and symbols with
+// fewer than 8 slots; ties go to the higher cost. split_pick is validated.
+func TestSplitPick(t *testing.T) {
+	const p = 12
+	rng := rand.New(rand.NewPCG(1, 2))
+	// Slots: symbol 1 (cost 9) one cloud around a centre; symbol 2 (cost
+	// 3) two clouds; symbol 3 (cost 20) two clouds but 7 slots; SKIP (0)
+	// two clouds; symbol 4 two clouds and no cost.
+	var am []int
+	var feats [][]float64
+	add := func(k, n int, twoGroups bool) {
+		for i := range n {
+			g := make([]float64, p)
+			for j := range g {
+				g[j] = 0.3 * rng.NormFloat64()
+			}
+			g[0] += 5
+			if twoGroups && i%2 == 1 {
+				g[0], g[1] = g[0]-5, g[1]+5
+			}
+			am = append(am, k)
+			feats = append(feats, g)
+		}
+	}
+	add(1, 40, false)
+	add(2, 40, true)
+	add(3, 7, true)
+	add(Skip, 40, true)
+	add(4, 40, true)
+	cost := []float64{50, 9, 3, 20, 0}
+	slotGrad := func(r int) []float64 { return feats[r] }
+	k, share := pickByShare(am, cost, 5, slotGrad)
+	if k != 2 {
+		t.Errorf("pickByShare = symbol %d (share %.3f), want 2, the two-group symbol", k, share)
+	}
+	if share < 0.5 {
+		t.Errorf("symbol 2's top share %.3f: two groups should put most of the variance on one direction", share)
+	}
+	_, one := topProjection(feats[:40])
+	if one >= share {
+		t.Errorf("the one-group symbol's share %.3f is not below the two-group one's %.3f", one, share)
+	}
+	// A tie (the same slots under two symbols) goes to the higher cost.
+	am2 := append(slices.Clone(am[40:80]), slices.Repeat([]int{5}, 40)...)
+	for i := range 40 {
+		am2[i] = 6
+	}
+	feats2 := append(slices.Clone(feats[40:80]), feats[40:80]...)
+	cost2 := make([]float64, 7)
+	cost2[5], cost2[6] = 4, 8
+	if k, _ := pickByShare(am2, cost2, 7, func(r int) []float64 { return feats2[r] }); k != 6 {
+		t.Errorf("tie: pickByShare = %d, want 6 (the higher cost)", k)
+	}
+	if k, _ := pickByShare([]int{1, 1, 1}, []float64{0, 5}, 2, slotGrad); k != 0 {
+		t.Errorf("no symbol with 8 slots: pickByShare = %d, want 0", k)
+	}
+
+	for _, c := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Train.SplitPick = "shares" }, `train.split_pick = "shares"`},
+		{func(c *Config) { c.Train.SplitPick, c.Train.SplitEvery = SplitPickShare, 0 }, `needs exec "sym" and train.split_every > 0`},
+		{func(c *Config) {
+			c.Exec, c.Train.SplitRoute, c.Train.SplitDelta, c.Train.SplitPick = ExecMLP, "", 0, SplitPickShare
+		}, `needs exec "sym"`},
+	} {
+		bad := symSplitConfig()
+		c.set(&bad)
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", bad.Train.SplitPick, err, c.want)
+		}
+	}
+	good := symSplitConfig()
+	good.Train.SplitPick = SplitPickCost
+	if err := good.Validate(); err != nil {
+		t.Errorf("split_pick cost: %v", err)
 	}
 }
 
