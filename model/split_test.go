@@ -338,3 +338,73 @@ func testSplitResumeBitExact(t *testing.T, cfg Config) {
 		t.Errorf("resumed run differs:\n%v\n%v", got, straight)
 	}
 }
+
+// TestSplitPickWired: a split of a sym trainer with symbols 3 and 5 sharing
+// the batch cuts, with split_pick "share", the symbol pickByShare names on
+// the batch's own argmax slots, costs and slot gradients (read through
+// splitTrace), and with "cost" the costliest. Symbol 5 takes a share q of
+// the slots (those where it is closest to 3); q is chosen where the two
+// picks differ, so that a split that ignored the option fails.
+func TestSplitPickWired(t *testing.T) {
+	t.Cleanup(func() { splitTrace = nil })
+	split := func(pick string, q float64) (ev *SplitEvent, want int) {
+		cfg := withSym(smallConfig())
+		cfg.Train.SplitRoute, cfg.Train.SplitDelta, cfg.Train.SplitPick = SplitRouteMap, 0.2, pick
+		tr := symSplitTrainer(t, cfg, false)
+		K := cfg.K
+		lg := headLogits(tr)
+		var d []float64
+		for r := range len(lg) / K {
+			d = append(d, float64(lg[r*K+3]-lg[r*K+5]))
+		}
+		slices.Sort(d)
+		bias := tr.M.P.Get("head.2.bias")
+		h := make([]float32, bias.Len())
+		tr.M.B.Download(h, bias)
+		h[5] += float32(d[int(q*float64(len(d)))])
+		tr.M.B.Upload(bias, h)
+		got := map[string]any{}
+		splitTrace = func(name string, v any) { got[name] = v }
+		ev, err := tr.splitSymbol(1)
+		splitTrace = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Skipped != "" {
+			return ev, -1
+		}
+		am, cost := got["am"].([]int), got["cost"].([]float64)
+		if pick == SplitPickCost {
+			want = 1
+			for k := 2; k < K; k++ {
+				if cost[k] > cost[want] {
+					want = k
+				}
+			}
+			return ev, want
+		}
+		stH, dnH := got["st"].([]float32), got["dn"].([]float32)
+		T, L, V := cfg.T, cfg.L, cfg.V
+		N, LV := len(am)/T, L*V
+		want, _ = pickByShare(am, cost, K, func(r int) []float64 {
+			o := ((r%T)*N + r/T) * LV
+			return symMarginals(stH[o:o+LV], dnH[o:o+LV], L, V)
+		})
+		return ev, want
+	}
+	for _, q := range []float64{0.5, 0.3, 0.7, 0.2, 0.8} {
+		evC, wantC := split(SplitPickCost, q)
+		evS, wantS := split(SplitPickShare, q)
+		if wantC < 0 || wantS < 0 {
+			continue
+		}
+		if evC.Symbol != wantC || evS.Symbol != wantS {
+			t.Fatalf("q %.1f: the cost pick cut %d (want %d), the share pick %d (want %d)", q, evC.Symbol, wantC, evS.Symbol, wantS)
+		}
+		if wantC != wantS {
+			t.Logf("q %.1f: cost pick %d, share pick %d (top share %.3f vs the cost pick's cut %.3f)", q, wantC, wantS, evS.TopShare, evC.TopShare)
+			return
+		}
+	}
+	t.Fatal("no share of the slots for symbol 5 made the two picks differ: the test cannot tell them apart")
+}
