@@ -220,10 +220,7 @@ func (tr *Trainer) splitSymbol(tauD float64) (*SplitEvent, error) {
 		for t := range T {
 			b.Download(stH[t*N*LV:(t+1)*N*LV], pr.pi[t])
 		}
-		slotGrad = func(r int) []float64 {
-			o := ((r%T)*N + r/T) * LV
-			return symMarginals(stH[o:o+LV], dnH[o:o+LV], L, V)
-		}
+		slotGrad = symSlotGrad(stH, dnH, N, T, L, V)
 	} else {
 		// The instruction embeddings as leaves: the gradient with respect
 		// to each slot's instruction.
@@ -727,6 +724,17 @@ func topProjection(G [][]float64) (proj []float64, share float64) {
 		return nil, 0
 	}
 	return topProjectionBy(G, len(G) <= len(G[0]))
+}
+
+// symSlotGrad is exec sym's per-slot gradient feature for slot r = n·T+t:
+// the marginals (symMarginals) of the state the step read and ∂NLL/∂n_t,
+// both stored per slot at ((t·N+n)·L·V).
+func symSlotGrad(stH, dnH []float32, N, T, L, V int) func(r int) []float64 {
+	LV := L * V
+	return func(r int) []float64 {
+		o := ((r%T)*N + r/T) * LV
+		return symMarginals(stH[o:o+LV], dnH[o:o+LV], L, V)
+	}
 }
 
 // pickByShare is train.split_pick "share": of the symbols other than SKIP

@@ -62,6 +62,17 @@ func runMixed(t *testing.T, test func(t *testing.T, mixed bool)) {
 // next batch drawn and every slot on symbol 3, or (mixed) half of them on 5.
 func symSplitTrainer(t *testing.T, cfg Config, mixed bool) *Trainer {
 	t.Helper()
+	q := -1.0
+	if mixed {
+		q = 0.5
+	}
+	return symSplitTrainerQ(t, cfg, q)
+}
+
+// symSplitTrainerQ is symSplitTrainer with symbol 5 on the share q of the
+// slots where it is closest to 3 (q < 0: none).
+func symSplitTrainerQ(t *testing.T, cfg Config, q float64) *Trainer {
+	t.Helper()
 	cfg.Train.SplitEvery, cfg.Train.SplitStart = 1, 1000 // TrainStep does not split; the test calls splitSymbol
 	tr := newTestTrainer(t, NewCPU(2), cfg, 10, 1)
 	forceSymbol(t, tr, 3)
@@ -73,7 +84,7 @@ func symSplitTrainer(t *testing.T, cfg Config, mixed bool) *Trainer {
 		t.Fatal(err)
 	}
 	K := cfg.K
-	if mixed { // symbol 5 takes the half of the slots where it is closest to 3
+	if q >= 0 { // symbol 5 takes the share q of the slots where it is closest to 3
 		lg := headLogits(tr)
 		var d []float64
 		for r := range len(lg) / K {
@@ -83,7 +94,7 @@ func symSplitTrainer(t *testing.T, cfg Config, mixed bool) *Trainer {
 		bias := tr.M.P.Get("head.2.bias")
 		h := make([]float32, bias.Len())
 		tr.M.B.Download(h, bias)
-		h[5] += float32(d[len(d)/2])
+		h[5] += float32(d[int(q*float64(len(d)))])
 		tr.M.B.Upload(bias, h)
 	}
 	return tr

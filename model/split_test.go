@@ -350,19 +350,8 @@ func TestSplitPickWired(t *testing.T) {
 	split := func(pick string, q float64) (ev *SplitEvent, want int) {
 		cfg := withSym(smallConfig())
 		cfg.Train.SplitRoute, cfg.Train.SplitDelta, cfg.Train.SplitPick = SplitRouteMap, 0.2, pick
-		tr := symSplitTrainer(t, cfg, false)
+		tr := symSplitTrainerQ(t, cfg, q)
 		K := cfg.K
-		lg := headLogits(tr)
-		var d []float64
-		for r := range len(lg) / K {
-			d = append(d, float64(lg[r*K+3]-lg[r*K+5]))
-		}
-		slices.Sort(d)
-		bias := tr.M.P.Get("head.2.bias")
-		h := make([]float32, bias.Len())
-		tr.M.B.Download(h, bias)
-		h[5] += float32(d[int(q*float64(len(d)))])
-		tr.M.B.Upload(bias, h)
 		got := map[string]any{}
 		splitTrace = func(name string, v any) { got[name] = v }
 		ev, err := tr.splitSymbol(1)
@@ -383,13 +372,7 @@ func TestSplitPickWired(t *testing.T) {
 			}
 			return ev, want
 		}
-		stH, dnH := got["st"].([]float32), got["dn"].([]float32)
-		T, L, V := cfg.T, cfg.L, cfg.V
-		N, LV := len(am)/T, L*V
-		want, _ = pickByShare(am, cost, K, func(r int) []float64 {
-			o := ((r%T)*N + r/T) * LV
-			return symMarginals(stH[o:o+LV], dnH[o:o+LV], L, V)
-		})
+		want, _ = pickByShare(am, cost, K, symSlotGrad(got["st"].([]float32), got["dn"].([]float32), len(am)/cfg.T, cfg.T, cfg.L, cfg.V))
 		return ev, want
 	}
 	for _, q := range []float64{0.5, 0.3, 0.7, 0.2, 0.8} {
