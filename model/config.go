@@ -160,8 +160,18 @@ type TrainConfig struct {
 	RestartAt  int     `json:"restart_at,omitempty"`
 	RestartNLL float64 `json:"restart_nll,omitempty"`
 	Restarts   int     `json:"restarts,omitempty"`
-	LogEvery   int     `json:"log_every"`  // metrics line every N steps
-	SaveEvery  int     `json:"save_every"` // checkpoint every N steps
+	// SpikeSkip > 1 skips the AdamW update of a step whose gradient norm
+	// is above SpikeSkip times the running mean of the attempt's recent
+	// norms (an exponential mean, decay SpikeDecay, of each step's norm
+	// capped at SpikeSkip times the mean before it, so that a lasting rise
+	// passes within tens of steps). The parameters and the AdamW moments
+	// stay as they were; the step still counts. The attempt's first
+	// SpikeWarm steps only fill the mean, and a split's step (whose
+	// gradient is large by construction) is neither skipped nor counted in
+	// it. 0 (unset): off.
+	SpikeSkip float64 `json:"spike_skip,omitempty"`
+	LogEvery  int     `json:"log_every"`  // metrics line every N steps
+	SaveEvery int     `json:"save_every"` // checkpoint every N steps
 }
 
 // SearchConfig is the test-time search of SPEC §4.
@@ -434,6 +444,9 @@ func (c Config) Validate() error {
 	}
 	if t.RestartAt > 0 && t.Pretrain > 0 && t.RestartAt-min(RestartWindow, t.RestartAt) < t.Pretrain {
 		errs = append(errs, fmt.Errorf("config: train.restart_at = %d: its %d-step NLL window must come after train.pretrain's %d steps", t.RestartAt, min(RestartWindow, t.RestartAt), t.Pretrain))
+	}
+	if t.SpikeSkip != 0 && (!(t.SpikeSkip > 1) || math.IsInf(t.SpikeSkip, 0)) {
+		errs = append(errs, fmt.Errorf("config: train.spike_skip = %g, want a finite factor > 1 (0: off)", t.SpikeSkip))
 	}
 	if t.RestartAt < 0 || t.Restarts < 0 || t.Restarts > 100 {
 		errs = append(errs, fmt.Errorf("config: train.restart_at = %d, train.restarts = %d: want restart_at ≥ 0 (0: off) and 0 ≤ restarts ≤ 100", t.RestartAt, t.Restarts))

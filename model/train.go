@@ -46,6 +46,31 @@ type StepStats struct {
 	// train.restart_at), Restart the restart check made after it, if any.
 	Attempt int           `json:"attempt,omitempty"`
 	Restart *RestartEvent `json:"-"`
+	// Skipped: train.spike_skip skipped this step's update (its gradient
+	// norm was above spike_skip × GradMean); GradMean is the running mean
+	// of gradient norms before this step (0 when spike_skip is off).
+	Skipped  bool    `json:"skipped,omitempty"`
+	GradMean float64 `json:"grad_mean,omitempty"`
+}
+
+// SpikeDecay and SpikeWarm are train.spike_skip's running-mean decay and
+// the steps of each attempt that only fill the mean.
+const (
+	SpikeDecay = 0.98
+	SpikeWarm  = 50
+)
+
+// spikeGate is train.spike_skip's rule for one step of gradient norm gn:
+// mean is the running mean before it (n steps in it so far) and k the
+// factor. It says whether to skip the update, and returns the mean after
+// it: gn itself at the first step, else the decayed mean of gn capped at
+// k·mean.
+func spikeGate(mean float64, n int, gn, k float64) (skip bool, next float64) {
+	if n == 0 {
+		return false, gn
+	}
+	skip = n >= SpikeWarm && gn > k*mean
+	return skip, SpikeDecay*mean + (1-SpikeDecay)*min(gn, k*mean)
 }
 
 // RestartEvent reports the check of train.restart_at after the last step of
@@ -114,6 +139,12 @@ type Trainer struct {
 	ctrOnes, ctrZeros, ctrIdx *Tensor
 	diag                      *diagState // nil until the first diagnosed step
 	nllWin                    float64    // Σ NLL over this attempt's restart window so far
+	// train.spike_skip: the running mean of this attempt's gradient norms
+	// and how many steps it holds.
+	gnMean  float64
+	gnSteps int
+	// Skips counts the updates train.spike_skip skipped, over all attempts.
+	Skips int
 }
 
 // NewTrainer prepares a fresh run of steps steps on split for model m.
@@ -406,10 +437,24 @@ func (tr *Trainer) TrainStep() (StepStats, error) {
 	if tr.Diagnose {
 		diag = tr.diagnose() // the model of this step, before its update
 	}
-	tr.update(sch.LR, gn)
+	skip, mean := false, 0.0
+	if k := cfg.Train.SpikeSkip; k > 0 {
+		mean = tr.gnMean
+		if split == nil {
+			skip, tr.gnMean = spikeGate(tr.gnMean, tr.gnSteps, gn, k)
+			tr.gnSteps++
+		}
+	}
+	if skip {
+		tr.Step++ // the schedule moves on; parameters and moments stay
+		tr.Skips++
+	} else {
+		tr.update(sch.LR, gn)
+	}
 	st := StepStats{
 		Step: tr.Step, Loss: tp.Scalar(loss), NLL: tp.Scalar(nll), Reg: tp.Scalar(reg),
 		TauE: tauE, TauD: tauD, GradNorm: gn, LR: sch.LR, Lambda: sch.Lambda, Noise: sch.Noise, ST: sch.ST, Diag: diag, Split: split,
+		Skipped: skip, GradMean: mean,
 	}
 	if tr.ctr != nil {
 		st.Contrast, st.ContrastW = tp.Scalar(tr.ctr), sch.Contrast
@@ -503,6 +548,7 @@ func (tr *Trainer) restart() {
 	m.B.Zero(m.P.V)
 	tr.pcg.Seed(seed, dataStream) // as NewTrainer's stream for this seed
 	tr.Step, tr.nllWin, tr.diag = 0, 0, nil
+	tr.gnMean, tr.gnSteps = 0, 0
 }
 
 // trainState is the checkpoint's extra JSON: everything beyond tensors
@@ -516,6 +562,10 @@ type trainState struct {
 	// Attempt and NLLWin: train.restart_at's attempt and window sum.
 	Attempt int     `json:"attempt,omitempty"`
 	NLLWin  float64 `json:"nll_win,omitempty"`
+	// train.spike_skip's running mean, its step count and the skips made.
+	GradMean  float64 `json:"grad_mean,omitempty"`
+	GradSteps int     `json:"grad_steps,omitempty"`
+	Skips     int     `json:"skips,omitempty"`
 }
 
 // Checkpoint captures the full training state (parameters, AdamW moments,
@@ -529,7 +579,8 @@ func (tr *Trainer) Checkpoint(prov Provenance) (*WeightsFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	extra, err := json.Marshal(trainState{Split: string(tr.Split), Steps: tr.Steps, Step: tr.Step, Seed: tr.Seed, RNG: rngState, Attempt: tr.Attempt, NLLWin: tr.nllWin})
+	extra, err := json.Marshal(trainState{Split: string(tr.Split), Steps: tr.Steps, Step: tr.Step, Seed: tr.Seed, RNG: rngState, Attempt: tr.Attempt, NLLWin: tr.nllWin,
+		GradMean: tr.gnMean, GradSteps: tr.gnSteps, Skips: tr.Skips})
 	if err != nil {
 		return nil, err
 	}
@@ -594,7 +645,11 @@ func ResumeTrainer(b Backend, wf *WeightsFile, name string) (*Trainer, error) {
 	if st.Attempt < 0 || st.Attempt > m.Cfg.Train.Restarts || math.IsNaN(st.NLLWin) {
 		return nil, fmt.Errorf("%s: attempt %d outside 0..%d (train.restarts) or a NaN restart window", name, st.Attempt, m.Cfg.Train.Restarts)
 	}
+	if st.GradSteps < 0 || st.Skips < 0 || !(st.GradMean >= 0) || math.IsInf(st.GradMean, 0) {
+		return nil, fmt.Errorf("%s: train.spike_skip state: mean %g over %d steps, %d skips: want a finite mean ≥ 0 and counts ≥ 0", name, st.GradMean, st.GradSteps, st.Skips)
+	}
 	tr.Step, tr.Attempt, tr.nllWin = st.Step, st.Attempt, st.NLLWin
+	tr.gnMean, tr.gnSteps, tr.Skips = st.GradMean, st.GradSteps, st.Skips
 	return tr, nil
 }
 

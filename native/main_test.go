@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -408,5 +409,35 @@ func TestCLIPretrain(t *testing.T) {
 	}
 	if want := []bool{true, true, false, false}; !slices.Equal(flags, want) {
 		t.Errorf("pretrain flags per line %v, want %v", flags, want)
+	}
+}
+
+// TestCLISpikeSkip: with train.spike_skip every skipped step has its metrics
+// line (skipped, the running mean, the skips so far, counting up by one).
+func TestCLISpikeSkip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	steps := model.SpikeWarm + 30
+	mustRun(t, "train", "--split", "shift-l", "--config", "tiny", "--steps", strconv.Itoa(steps), "--batch", "4",
+		"--log-every", "1000", "--quiet", "--set", "train.spike_skip=1.01", "--out", dir)
+	mb, _ := os.ReadFile(filepath.Join(dir, metricsFile))
+	skipped := 0
+	for _, r := range jsonLines[struct {
+		Step     int     `json:"step"`
+		Skipped  bool    `json:"skipped"`
+		GradMean float64 `json:"grad_mean"`
+		Skips    *int    `json:"skips"`
+	}](t, mb) {
+		if r.Skips == nil || (r.Step > 1 && !(r.GradMean > 0)) {
+			t.Fatalf("metrics line of step %d without skips or grad_mean: %+v", r.Step, r)
+		}
+		if r.Skipped {
+			skipped++
+			if *r.Skips != skipped || r.Step <= model.SpikeWarm {
+				t.Errorf("skipped line of step %d: skips %d, want %d (and a step after the warm-up)", r.Step, *r.Skips, skipped)
+			}
+		}
+	}
+	if skipped == 0 {
+		t.Errorf("spike_skip 1.01: no step of %d skipped", steps)
 	}
 }

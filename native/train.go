@@ -199,7 +199,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 				_ = bar.Set(0)
 			}
 		}
-		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) || st.Split != nil || st.Restart != nil {
+		if logStep(st.Step, cfg.Train.LogEvery, tr.Steps) || st.Split != nil || st.Restart != nil || st.Skipped {
 			now := time.Now()
 			rec := map[string]any{
 				"step": st.Step, "loss": st.Loss, "nll": st.NLL, "reg": st.Reg,
@@ -235,6 +235,12 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 			}
 			if st.Restart != nil {
 				rec["restart"] = st.Restart
+			}
+			if cfg.Train.SpikeSkip > 0 { // train.spike_skip: every skipped step has its line
+				rec["grad_mean"], rec["skips"] = st.GradMean, tr.Skips
+				if st.Skipped {
+					rec["skipped"] = true
+				}
 			}
 			line, _ := json.Marshal(rec)
 			if _, err := mf.Write(append(line, '\n')); err != nil {

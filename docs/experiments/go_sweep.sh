@@ -173,9 +173,9 @@ def rc(v, timed_out):
     return {"124": timed_out, "137": "KILL"}.get(str(v), str(v))
 
 hdr = (f"{'run':<26} {'train':>5} {'eval':>5} {'steps':>6} {'sps':>6} {'nll':>6} {'nllmin':>6} {'sym':>4} {'prg':>4} "
-       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'c1':>3} {'att':>3} {'probe':>5} {'dist':>5} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
+       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'c1':>3} {'att':>3} {'skp':>3} {'probe':>5} {'dist':>5} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
 table = [f"nll: mean NLL of the last {W} logged steps; nllmin: lowest mean of {W} logged steps in a row; "
-         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); c1: of those, cuts of a symbol that held one task program (10 slots or more of one program, none of another); att: restarts made (train.restart_at); probe: native language's encoder probe; dist: training programs / distinct symbol programs the inductor writes for them (8/8: none merged); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
+         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); c1: of those, cuts of a symbol that held one task program (10 slots or more of one program, none of another); att: restarts made (train.restart_at); skp: updates skipped (train.spike_skip); probe: native language's encoder probe; dist: training programs / distinct symbol programs the inductor writes for them (8/8: none merged); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
 logs = []
 for nm in names:
     d = f"{runs}/{nm}"
@@ -198,6 +198,7 @@ for nm in names:
         return sum(1 for v in cnt.values() if v >= 10)
     cut1 = sum(1 for sp in splits if nprog(sp) == 1)
     att = max([r.get("attempt", 0) for r in met] or [0])
+    skp = max([r.get("skips", 0) for r in met] or [0])
     dg = next((r for r in reversed(met) if "mi" in r), {})
     st = last.get("step")
     stop = [int(m.group(1)) for m in map(re.compile(r"interrupted at step (\d+)").search, lines(f"{d}/train.log")) if m]
@@ -210,7 +211,7 @@ for nm in names:
         erc = "PT"  # partial: --time-limit stopped it; accuracies over the tasks done
     table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {erc:>5} {f(st, 6)} {f(sps, 6)} "
                  f"{f(sum(nll[-W:]) / len(nll[-W:]) if nll else None, 6)} {f(min(win) if win else None, 6)} "
-                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} {cut1:>3} {att:>3} {f(probe)} {dist:>5} "
+                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} {cut1:>3} {att:>3} {skp:>3} {f(probe)} {dist:>5} "
                  f"{f(part('id', 'inductor'))} {f(part('id', 'prior'))} {f(part('id', 'gradient'))} "
                  f"{f(part('ood', 'inductor'), 6)} {f(part('ood', 'prior'), 6)} {f(part('ood', 'gradient'), 6)}  "
                  f"{split} {os.path.basename(cfg)} {flags}".rstrip())
