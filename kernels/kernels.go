@@ -51,7 +51,7 @@ func Modules() []Module {
 			"layernorm", "layernorm_backward_inp", "softmax", "softmax_backward",
 			"attention_softmax_backward", "skip_mix_backward_z", "argmax_one_hot",
 			"nll_backward", "seq_score", "reuse_reg_backward",
-			"softmax_small", "softmax_backward_small", "skip_mix_backward", "gumbel_f32",
+			"softmax_small", "softmax_small_f32", "softmax_backward_small", "skip_mix_backward", "gumbel_f32",
 		}},
 		{Name: "reduce", PTX: reducePTX, Kernels: []string{
 			"sum_rows_partial", "layernorm_backward_wb_partial",

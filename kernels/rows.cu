@@ -107,12 +107,21 @@ __device__ __forceinline__ float gumbel32(unsigned long long seed, unsigned long
 	z ^= z >> 31;
 	unsigned int k = (unsigned int)(z >> 40); // 0 … 2^24 − 1
 	float e;                                  // −log u > 0
+#ifdef GUMBEL_FAST_LOG // a speed experiment (native/ptx_variants.sh): __logf, ~1.7e-7 absolute error
+	if (k < (1u << 23)) {
+		e = -__logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
+	} else {
+		e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
+	}
+	return -__logf(e);
+#else
 	if (k < (1u << 23)) {
 		e = -logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
 	} else {
 		e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
 	}
 	return -logf(e);
+#endif
 }
 
 // gumbel_f32: dst[i] = gumbel32(seed, i), the search's noise (SetFastGumbel).
@@ -254,15 +263,18 @@ __device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k3
 #define CHUNK_LOOP(r0, rows, cr) \
 	for (long long r0 = (long long)blockIdx.x * (cr); r0 < (rows); r0 += (long long)gridDim.x * (cr))
 
-// softmax_small: softmax for K ≤ SMALL_K, one thread per row (see above);
-// the same float32 and float64 operations as softmax, but the sum runs over
-// k in order, as on the CPU. bias and noise may be null; with mix, also the
-// state update mix = g·prev + (1−g)·out (SoftmaxMix). out may alias logits
-// (a block reads its whole chunk before it writes any of it).
-extern "C" __global__ void softmax_small(float *out, const float *logits, const float *noise, double tau,
-                                         long long N, long long K, const float *bias, long long Db, float *mix,
-                                         const float *prev, const float *z, long long D, long long Kz,
-                                         long long skip, unsigned long long nseed, long long noff) {
+// softmax_small_of: softmax for K ≤ SMALL_K, one thread per row (see
+// above); the same float32 and float64 operations as softmax, but the sum
+// runs over k in order, as on the CPU (FAST: exp and the sum in float32 with
+// CUDA's __expf, softmax_small_f32). bias and noise may be null; with mix,
+// also the state update mix = g·prev + (1−g)·out (SoftmaxMix). out may alias
+// logits (a block reads its whole chunk before it writes any of it).
+template <bool FAST>
+__device__ __forceinline__ void softmax_small_of(float *out, const float *logits, const float *noise, double tau,
+                                                 long long N, long long K, const float *bias, long long Db,
+                                                 float *mix, const float *prev, const float *z, long long D,
+                                                 long long Kz, long long skip, unsigned long long nseed,
+                                                 long long noff) {
 	__shared__ float sh[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ double sinv[SMALL_ROWS];
 	__shared__ int boff[SMALL_ROWS];  // bias offset per row
@@ -313,23 +325,23 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 			for (int k = 0; k < k32; k++) {
 				maxv = fmaxf(maxv, o[k]);
 			}
-#ifdef SMALL_EXP_F32 // a speed experiment only (native/ptx_variants.sh): not the CPU's arithmetic
-			float sum = 0;
-			for (int k = 0; k < k32; k++) {
-				float e = __expf(o[k] - maxv);
-				o[k] = e;
-				sum += e;
+			if (FAST) {
+				float sum = 0;
+				for (int k = 0; k < k32; k++) {
+					float e = __expf(o[k] - maxv);
+					o[k] = e;
+					sum += e;
+				}
+				sinv[threadIdx.x] = 1 / (double)sum;
+			} else {
+				double sum = 0;
+				for (int k = 0; k < k32; k++) {
+					double e = exp((double)(o[k] - maxv));
+					o[k] = (float)e;
+					sum += e;
+				}
+				sinv[threadIdx.x] = 1 / sum;
 			}
-			sinv[threadIdx.x] = 1 / (double)sum;
-#else
-			double sum = 0;
-			for (int k = 0; k < k32; k++) {
-				double e = exp((double)(o[k] - maxv));
-				o[k] = (float)e;
-				sum += e;
-			}
-			sinv[threadIdx.x] = 1 / sum;
-#endif
 		}
 		__syncthreads();
 		BATCH_LOOP(e0, cnt) {
@@ -349,6 +361,27 @@ extern "C" __global__ void softmax_small(float *out, const float *logits, const 
 		}
 		__syncthreads(); // the shared arrays are reused by the next chunk
 	}
+}
+
+// softmax_small: softmax_small_of in the CPU's arithmetic (float64 exp and
+// sum).
+extern "C" __global__ void softmax_small(float *out, const float *logits, const float *noise, double tau,
+                                         long long N, long long K, const float *bias, long long Db, float *mix,
+                                         const float *prev, const float *z, long long D, long long Kz,
+                                         long long skip, unsigned long long nseed, long long noff) {
+	softmax_small_of<false>(out, logits, noise, tau, N, K, bias, Db, mix, prev, z, D, Kz, skip, nseed, noff);
+}
+
+// softmax_small_f32: softmax_small_of with exp and the sum in float32
+// (__expf; SetFastSoftmax, for the search): the softmax kernels are bound by
+// their arithmetic, and the float64 exp is most of it (+2.5% search speed as
+// a variant, docs/CUDA.md).
+extern "C" __global__ void softmax_small_f32(float *out, const float *logits, const float *noise, double tau,
+                                             long long N, long long K, const float *bias, long long Db,
+                                             float *mix, const float *prev, const float *z, long long D,
+                                             long long Kz, long long skip, unsigned long long nseed,
+                                             long long noff) {
+	softmax_small_of<true>(out, logits, noise, tau, N, K, bias, Db, mix, prev, z, D, Kz, skip, nseed, noff);
 }
 
 // softmax_backward_small: softmax_backward for K ≤ SMALL_K, one thread per

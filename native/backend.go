@@ -29,6 +29,7 @@ type (
 	fastGELUSwitch    interface{ SetFastGELU(on bool) }
 	fastGumbelSwitch  interface{ SetFastGumbel(on bool) }
 	fusedGumbelSwitch interface{ SetFusedGumbel(on bool) }
+	fastSoftmaxSwitch interface{ SetFastSoftmax(on bool) }
 )
 
 // tf32Usage is the help text of --tf32 where search is the work.
@@ -56,6 +57,16 @@ const fastGumbelUsage = "Gumbel noise's −log(−log u) in float32 (cuda only; 
 // reports whether b now draws it in float32; other backends ignore it.
 func setFastGumbel(b model.Backend, on bool) bool {
 	return switchable(b, on, fastGumbelSwitch.SetFastGumbel)
+}
+
+// fastSoftmaxUsage is the help text of --fast-softmax where search is the work.
+const fastSoftmaxUsage = "the state softmax's exp and sum in float32 (cuda only; rows of up to 32 values; within 1e-5·|p| + 1e-7 of the float64 default; false = float64, the CPU's arithmetic)"
+
+// setFastSoftmax switches b's softmax of short rows to float32 (on) or
+// float64 and reports whether b now runs it in float32; other backends
+// ignore it.
+func setFastSoftmax(b model.Backend, on bool) bool {
+	return switchable(b, on, fastSoftmaxSwitch.SetFastSoftmax)
 }
 
 // setFusedGumbel allows (on) or forbids b's softmax kernels to draw the

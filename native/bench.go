@@ -15,23 +15,24 @@ import (
 
 // benchReport is what native bench measures.
 type benchReport struct {
-	Device           string           `json:"device"`
-	Config           string           `json:"config"`
-	TrainStepsPerS   float64          `json:"train_steps_per_s"`
-	SamplesPerS      float64          `json:"train_samples_per_s"`
-	SearchTasks      int              `json:"search_tasks"`
-	SearchStarts     int              `json:"search_starts"`
-	SearchTF32       bool             `json:"search_tf32"`         // search Gemms in TF32 (training is float32)
-	CheckEvery       int              `json:"search_check_every"`  // hard-program check every N steps
-	SearchFold       bool             `json:"search_fold"`         // the interpreter's folded search form
-	SearchFastGELU   bool             `json:"search_fast_gelu"`    // search GELUs in float32 (cuda --fast-gelu)
-	SearchFastGumbel bool             `json:"search_fast_gumbel"`  // search Gumbel noise in float32 (cuda --fast-gumbel)
-	SearchFused      bool             `json:"search_fused_gumbel"` // state noise drawn inside SoftmaxMix (cuda --fused-gumbel)
-	StartStepsPerS   float64          `json:"search_start_steps_per_s"`
-	TrainProfile     []model.OpTime   `json:"train_profile,omitempty"`
-	SearchProfile    []model.OpTime   `json:"search_profile,omitempty"`
-	TrainGemms       []model.GemmTime `json:"train_gemms,omitempty"` // with --profile: matrix products by shape
-	SearchGemms      []model.GemmTime `json:"search_gemms,omitempty"`
+	Device            string           `json:"device"`
+	Config            string           `json:"config"`
+	TrainStepsPerS    float64          `json:"train_steps_per_s"`
+	SamplesPerS       float64          `json:"train_samples_per_s"`
+	SearchTasks       int              `json:"search_tasks"`
+	SearchStarts      int              `json:"search_starts"`
+	SearchTF32        bool             `json:"search_tf32"`         // search Gemms in TF32 (training is float32)
+	CheckEvery        int              `json:"search_check_every"`  // hard-program check every N steps
+	SearchFold        bool             `json:"search_fold"`         // the interpreter's folded search form
+	SearchFastGELU    bool             `json:"search_fast_gelu"`    // search GELUs in float32 (cuda --fast-gelu)
+	SearchFastGumbel  bool             `json:"search_fast_gumbel"`  // search Gumbel noise in float32 (cuda --fast-gumbel)
+	SearchFused       bool             `json:"search_fused_gumbel"` // state noise drawn inside SoftmaxMix (cuda --fused-gumbel)
+	SearchFastSoftmax bool             `json:"search_fast_softmax"` // the state softmax in float32 (cuda --fast-softmax)
+	StartStepsPerS    float64          `json:"search_start_steps_per_s"`
+	TrainProfile      []model.OpTime   `json:"train_profile,omitempty"`
+	SearchProfile     []model.OpTime   `json:"search_profile,omitempty"`
+	TrainGemms        []model.GemmTime `json:"train_gemms,omitempty"` // with --profile: matrix products by shape
+	SearchGemms       []model.GemmTime `json:"search_gemms,omitempty"`
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -49,6 +50,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fastGELU := fs.Bool("fast-gelu", true, "search with "+fastGELUUsage+"; training is always float64 GELU here")
 	fastGumbel := fs.Bool("fast-gumbel", true, "search with "+fastGumbelUsage+"; training always draws float64 noise here")
 	fusedGumbel := fs.Bool("fused-gumbel", true, "search with the interpreter's state noise drawn inside its softmax (cuda with --fast-gumbel; the same values without a noise buffer; false = a Gumbel pass into a buffer first)")
+	fastSoftmax := fs.Bool("fast-softmax", true, "search with "+fastSoftmaxUsage+"; training is always float64 here")
 	profile := fs.Bool("profile", false, "time every op (synchronising after each; slower) and print the breakdown")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
@@ -120,6 +122,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		rep.SearchFastGELU = setFastGELU(raw, *fastGELU)
 		rep.SearchFastGumbel = setFastGumbel(raw, *fastGumbel)
 		rep.SearchFused = setFusedGumbel(raw, *fusedGumbel)
+		rep.SearchFastSoftmax = setFastSoftmax(raw, *fastSoftmax)
 		rep.CheckEvery = sc.CheckEvery
 		tb, err := model.NewTaskBatch(model.GenTasks(model.SplitShiftL, model.PartOOD, *tasks, cfg.Train.Pairs, 1234))
 		if err != nil {
@@ -157,8 +160,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v, fast Gumbel %v, fused %v)\n",
-		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU, rep.SearchFastGumbel, rep.SearchFused)
+	fmt.Fprintf(stdout, "%s, config %s: training %.2f steps/s (%.0f samples/s, float32); search %.1f start-steps/s (%d tasks × %d starts, TF32 %v, check every %d, fold %v, fast GELU %v, fast Gumbel %v, fused %v, fast softmax %v)\n",
+		rep.Device, rep.Config, rep.TrainStepsPerS, rep.SamplesPerS, rep.StartStepsPerS, rep.SearchTasks, rep.SearchStarts, rep.SearchTF32, rep.CheckEvery, rep.SearchFold, rep.SearchFastGELU, rep.SearchFastGumbel, rep.SearchFused, rep.SearchFastSoftmax)
 	printOps(stdout, "training", rep.TrainProfile)
 	printOps(stdout, "search", rep.SearchProfile)
 	printGemms(stdout, "training", rep.TrainGemms)

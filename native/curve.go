@@ -96,6 +96,7 @@ type curveSettings struct {
 	TF32          bool               `json:"tf32"`
 	FastGELU      bool               `json:"fast_gelu"`
 	FastGumbel    bool               `json:"fast_gumbel,omitempty"`
+	FastSoftmax   bool               `json:"fast_softmax,omitempty"`
 }
 
 // curveWeights is the weights file's provenance.
@@ -139,6 +140,7 @@ func cmdCurve(args []string, stdout, stderr io.Writer) error {
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	fastGumbel := fs.Bool("fast-gumbel", true, fastGumbelUsage)
+	fastSoftmax := fs.Bool("fast-softmax", true, fastSoftmaxUsage)
 	out := fs.String("out", "", "output folder for curve.json, curve.md, curve.svg (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out (same settings), skipping finished work")
 	timeLimit := fs.Float64("time-limit", 0, "stop cleanly (resumable) before a chunk that would start after this many seconds (0 = none)")
@@ -195,6 +197,7 @@ func cmdCurve(args []string, stdout, stderr io.Writer) error {
 	useTF32 := setTF32(b, *tf32)
 	useFastGELU := setFastGELU(b, *fastGELU)
 	useFastGumbel := setFastGumbel(b, *fastGumbel)
+	useFastSoftmax := setFastSoftmax(b, *fastSoftmax)
 	m, wf, err := loadWeights(b, *weights)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
@@ -215,7 +218,8 @@ func cmdCurve(args []string, stdout, stderr io.Writer) error {
 	rep := &curveReport{
 		Settings: curveSettings{WeightsSHA256: wf.SHA256, Split: string(sp), Tasks: *ntasks,
 			Pairs: m.Cfg.Train.Pairs, Seed: *seed, Steps: steps, Starts: starts, Search: base,
-			MaxSeqs: *maxSeqs, Device: b.Name(), TF32: useTF32, FastGELU: useFastGELU, FastGumbel: useFastGumbel},
+			MaxSeqs: *maxSeqs, Device: b.Name(), TF32: useTF32, FastGELU: useFastGELU, FastGumbel: useFastGumbel,
+			FastSoftmax: useFastSoftmax},
 		Weights: curveWeights{Path: *weights, Kind: wf.Kind, SHA256: wf.SHA256,
 			Provenance: wf.Provenance, Config: json.RawMessage(wf.Config)},
 		GitCommit: gitCommit(), Created: now,

@@ -57,6 +57,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	fastGumbel := fs.Bool("fast-gumbel", true, fastGumbelUsage)
+	fastSoftmax := fs.Bool("fast-softmax", true, fastSoftmaxUsage)
 	perTask := fs.String("per-task", "", "also write each task's answer per method to this file, as JSON lines (part, task, hidden program, method, chosen symbols, spec pairs, correct, solved_at)")
 	timeLimit := fs.Float64("time-limit", 0, "stop cleanly before a chunk of tasks that would start after this many seconds and report the tasks done (every part's inductor and prior run before the gradient searches; 0 = none)")
 	if err := parse(fs, args); err != nil {
@@ -79,6 +80,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	useTF32 := setTF32(b, *tf32)
 	useFastGELU := setFastGELU(b, *fastGELU)
 	useFastGumbel := setFastGumbel(b, *fastGumbel)
+	useFastSoftmax := setFastSoftmax(b, *fastSoftmax)
 	m, wf, err := loadWeights(b, *weights)
 	if err != nil {
 		return err
@@ -95,7 +97,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report := map[string]any{"split": sp, "weights": *weights, "starts": sc.Starts, "search_steps": sc.Steps, "search": sc,
-		"check_every": sc.CheckEvery, "tf32": useTF32, "fast_gelu": useFastGELU, "fast_gumbel": useFastGumbel, "device": b.Name()}
+		"check_every": sc.CheckEvery, "tf32": useTF32, "fast_gelu": useFastGELU, "fast_gumbel": useFastGumbel,
+		"fast_softmax": useFastSoftmax, "device": b.Name()}
 	var rows []string
 	var perTaskLines []perTaskLine
 	type partRun struct {
@@ -167,7 +170,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, r)
 	}
 	fmt.Fprintf(stdout, "(%s, %d starts × %d steps, hard check every %d steps, device %s%s)\n",
-		*weights, sc.Starts, sc.Steps, sc.CheckEvery, b.Name(), map[bool]string{true: ", TF32"}[useTF32]+map[bool]string{true: ", float32 GELU"}[useFastGELU]+map[bool]string{true: ", float32 Gumbel"}[useFastGumbel])
+		*weights, sc.Starts, sc.Steps, sc.CheckEvery, b.Name(), map[bool]string{true: ", TF32"}[useTF32]+map[bool]string{true: ", float32 GELU"}[useFastGELU]+map[bool]string{true: ", float32 Gumbel"}[useFastGumbel]+
+			map[bool]string{true: ", float32 softmax"}[useFastSoftmax])
 	return nil
 }
 

@@ -43,6 +43,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	tf32 := fs.Bool("tf32", true, tf32Usage)
 	fastGELU := fs.Bool("fast-gelu", true, fastGELUUsage)
 	fastGumbel := fs.Bool("fast-gumbel", true, fastGumbelUsage)
+	fastSoftmax := fs.Bool("fast-softmax", true, fastSoftmaxUsage)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -69,6 +70,7 @@ func cmdSolve(args []string, stdout, stderr io.Writer) error {
 	setTF32(b, *tf32)
 	setFastGELU(b, *fastGELU)
 	setFastGumbel(b, *fastGumbel)
+	setFastSoftmax(b, *fastSoftmax)
 	m, _, err := loadWeights(b, *weights)
 	if err != nil {
 		return err

@@ -45,6 +45,9 @@ type Backend struct {
 	fastGumbel bool
 	// unfusedGumbel: no fused noise even with fastGumbel (SetFusedGumbel)
 	unfusedGumbel bool
+	// fastSoftmax: the one-thread-per-row softmax's exp and sum in float32
+	// (SetFastSoftmax)
+	fastSoftmax bool
 
 	err     error
 	errFlag cu.DevicePtr // device int32: code of the first op that met a bad index
@@ -212,6 +215,17 @@ func (b *Backend) SetFastGumbel(on bool) { b.fastGumbel = on }
 
 // FastGumbel reports whether Gumbel runs in float32 (see SetFastGumbel).
 func (b *Backend) FastGumbel() bool { return b.fastGumbel }
+
+// SetFastSoftmax switches the softmax of rows of K ≤ 32 (the state softmax
+// of SoftmaxMix; Softmax and the attention's for such rows) between float64
+// exp and sum (off, the default: the CPU's arithmetic) and float32 with
+// CUDA's __expf (on: a few float32 ulps per exp, TestFastSoftmax bounds the
+// difference; for the search, whose state softmax is bound by the float64
+// exp). Its backward is unchanged. Work already queued is not affected.
+func (b *Backend) SetFastSoftmax(on bool) { b.fastSoftmax = on }
+
+// FastSoftmax reports whether short rows' softmax runs in float32.
+func (b *Backend) FastSoftmax() bool { return b.fastSoftmax }
 
 // SetFusedGumbel allows (on, the default) or forbids Softmax and SoftmaxMix
 // to draw their noise themselves from model.GumbelNoise tensors; they do so

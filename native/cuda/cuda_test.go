@@ -422,6 +422,74 @@ func TestFusedGumbel(t *testing.T) {
 	}
 }
 
+// TestFastSoftmax: with SetFastSoftmax the state softmax of SoftmaxMix
+// (K ≤ 32, softmax_small_f32) stays within 1e-5·|p| + 1e-7 of the float64
+// version, for hat and the mixed state: __expf's error grows with |x| (2 +
+// 1.16·|x| ulps; x = logit − max down to about −30 here, ~37 ulps, 2.2e-6
+// relative) and the float32 sum adds a few ulps; and it gives the float64
+// version's bits again when switched off.
+func TestFastSoftmax(t *testing.T) {
+	b := backend(t)
+	defer b.SetFastSoftmax(false)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const K, N = 10, 4099 // softmax rows of the state; gate rows of 2 softmax rows
+	D := 2 * K
+	upload := func(n int, f func() float32) *model.Tensor {
+		h := make([]float32, n)
+		for i := range h {
+			h[i] = f()
+		}
+		x := model.NewView(b.Alloc(n), 0, n)
+		b.Upload(x, h)
+		return x
+	}
+	download := func(x *model.Tensor) []float32 {
+		h := make([]float32, x.Len())
+		b.Download(h, x)
+		return h
+	}
+	n := N * D
+	logits := upload(n, func() float32 { return float32(4 * rng.NormFloat64()) })
+	noise := upload(n, func() float32 { return float32(rng.NormFloat64()) })
+	prev := upload(n, func() float32 { return rng.Float32() })
+	z := upload(N*4, func() float32 { return rng.Float32() })
+	out, hat := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
+	run := func(fast bool) ([]float32, []float32) {
+		b.SetFastSoftmax(fast)
+		b.SoftmaxMix(out, hat, logits, nil, noise, prev, z, 0.5, N, D, K, 0, 4, 0)
+		return download(out), download(hat)
+	}
+	wantOut, wantHat := run(false)
+	gotOut, gotHat := run(true)
+	for _, c := range []struct {
+		name      string
+		got, want []float32
+	}{{"hat", gotHat, wantHat}, {"out", gotOut, wantOut}} {
+		worst, at, same := 0.0, 0, 0
+		for i := range c.got {
+			g, w := float64(c.got[i]), float64(c.want[i])
+			if g == w {
+				same++
+			}
+			if d := math.Abs(g-w) / (1e-5*math.Abs(w) + 1e-7); d > worst {
+				worst, at = d, i
+			}
+		}
+		t.Logf("%s: %d of %d equal; largest |fast − exact| %.2f× the bound 1e-5·|p| + 1e-7 (%.9g vs %.9g)",
+			c.name, same, n, worst, c.got[at], c.want[at])
+		if worst > 1 {
+			t.Errorf("%s: element %d: %.9g with the fast softmax, %.9g without: beyond 1e-5·|p| + 1e-7", c.name, at, c.got[at], c.want[at])
+		}
+	}
+	againOut, againHat := run(false)
+	if !slices.Equal(againOut, wantOut) || !slices.Equal(againHat, wantHat) {
+		t.Error("after SetFastSoftmax(false) the softmax differs from the float64 one")
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestIndexError: a one-hot index out of range makes Sync report an error
 // naming the op, and later ops do nothing (the error is sticky).
 func TestIndexError(t *testing.T) {

@@ -53,6 +53,7 @@ const (
 	kSeqScore
 	kReuseRegBackward
 	kSoftmaxSmall
+	kSoftmaxSmallF32
 	kSoftmaxBackwardSmall
 	kSkipMixBackward
 
@@ -115,6 +116,7 @@ var kernelNames = [numKernels]string{
 	kSeqScore:                 "seq_score",
 	kReuseRegBackward:         "reuse_reg_backward",
 	kSoftmaxSmall:             "softmax_small",
+	kSoftmaxSmallF32:          "softmax_small_f32",
 	kSoftmaxBackwardSmall:     "softmax_backward_small",
 	kSkipMixBackward:          "skip_mix_backward",
 

@@ -695,7 +695,11 @@ func (b *Backend) softmaxRows(out, logits uint64, noise [3]uint64, tau uint64, N
 	a := [16]uint64{out, logits, noise[0], tau, i64(N), i64(K), st[0], st[1], st[2], st[3], st[4], st[5], st[6], st[7],
 		noise[1], noise[2]}
 	if K <= smallK {
-		b.rowsSmall(kSoftmaxSmall, N, a[:]...)
+		k := kSoftmaxSmall
+		if b.fastSoftmax {
+			k = kSoftmaxSmallF32
+		}
+		b.rowsSmall(k, N, a[:]...)
 		return
 	}
 	b.warps(kSoftmax, N, a[:]...)
