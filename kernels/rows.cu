@@ -384,6 +384,14 @@ extern "C" __global__ void softmax_small_f32(float *out, const float *logits, co
 	softmax_small_of<true>(out, logits, noise, tau, N, K, bias, Db, mix, prev, z, D, Kz, skip, nseed, noff);
 }
 
+// bacc: softmax_backward_small's sums, float64 as the CPU's; float with
+// -DSMALL_BWD_F32, a speed experiment only (native/ptx_variants.sh).
+#ifdef SMALL_BWD_F32
+typedef float bacc;
+#else
+typedef double bacc;
+#endif
+
 // softmax_backward_small: softmax_backward for K ≤ SMALL_K, one thread per
 // row for the dot product Σ_k out·dh (in order, float64, as the CPU), then
 // dlogits += out⊙(dh − dot)/tau elementwise with coalesced accesses; acc's
@@ -399,14 +407,14 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
                                                   long long skip) {
 	__shared__ float sp[SMALL_ROWS * SMALL_PAD(SMALL_K)];
 	__shared__ float sg[SMALL_ROWS * SMALL_PAD(SMALL_K)];
-	__shared__ double sdot[SMALL_ROWS];
-	__shared__ double spart[SMALL_ROWS]; // per row Σ dout·(prev − out), for dz
+	__shared__ bacc sdot[SMALL_ROWS];
+	__shared__ bacc spart[SMALL_ROWS]; // per row Σ dout·(prev − out), for dz
 	__shared__ float sgate[SMALL_ROWS];
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
 	bool al = acc & 2, ap = acc & 1, az = acc & 4;
-	double inv = 1 / (double)(float)tau;
+	bacc inv = 1 / (bacc)(float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
 	long long rpg = z ? D / K : 1;
 	bool zin = z && dz && rpg <= SMALL_ROWS;
@@ -443,17 +451,17 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		__syncthreads();
 		if ((int)threadIdx.x < rows) {
 			const float *p = sp + threadIdx.x * kp, *g = sg + threadIdx.x * kp;
-			double dot = 0;
+			bacc dot = 0;
 			for (int k = 0; k < k32; k++) {
-				dot += (double)p[k] * (double)g[k];
+				dot += (bacc)p[k] * (bacc)g[k];
 			}
 			sdot[threadIdx.x] = dot;
 			if (zin) {
 				long long rb = base + (long long)threadIdx.x * K;
-				double s = 0;
+				bacc s = 0;
 #pragma unroll 4
 				for (int k = 0; k < k32; k++) {
-					s += (double)dout[rb + k] * ((double)prev[rb + k] - (double)p[k]);
+					s += (bacc)dout[rb + k] * ((bacc)prev[rb + k] - (bacc)p[k]);
 				}
 				spart[threadIdx.x] = s;
 			}
@@ -467,7 +475,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 				}
 				BATCH_EACH(u, e, e0, cnt) {
 					int r = e / k32, j = small_at(e, k32, kp);
-					float v = (float)((double)sp[j] * ((double)sg[j] - sdot[r]) * inv);
+					float v = (float)((bacc)sp[j] * ((bacc)sg[j] - sdot[r]) * inv);
 					dlogits[base + e] = al ? lv[u] + v : v;
 				}
 			}
@@ -475,7 +483,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		if (zin) { // rows is a whole number of gate rows (N = gates·rpg)
 			int gates = rows / (int)rpg;
 			for (int q = threadIdx.x; q < gates; q += SMALL_ROWS) {
-				double s = 0;
+				bacc s = 0;
 				for (int i = 0; i < (int)rpg; i++) {
 					s += spart[q * (int)rpg + i];
 				}
