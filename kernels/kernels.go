@@ -43,7 +43,7 @@ func Modules() []Module {
 			"axpy", "scale", "add", "add_rows", "gelu", "gelu_backward",
 			"slice_rows", "slice_rows_backward", "repeat_rows", "transpose01",
 			"pair_embed", "one_hot", "skip_mix", "skip_mix_backward_inputs",
-			"gumbel", "adamw", "gelu_f32", "gelu_backward_f32",
+			"adamw", "gelu_f32", "gelu_backward_f32",
 			"bias_gelu", "bias_gelu_f32", "bias_gelu_backward", "bias_gelu_backward_f32",
 			"bias_gelu_backward_groups", "bias_gelu_backward_groups_f32",
 		}},
@@ -51,7 +51,7 @@ func Modules() []Module {
 			"layernorm", "layernorm_backward_inp", "softmax", "softmax_backward",
 			"attention_softmax_backward", "skip_mix_backward_z", "argmax_one_hot",
 			"nll_backward", "seq_score", "reuse_reg_backward",
-			"softmax_small", "softmax_small_f32", "softmax_backward_small", "skip_mix_backward", "gumbel_f32",
+			"softmax_small", "softmax_small_f32", "softmax_backward_small", "skip_mix_backward", "gumbel", "gumbel_f32",
 		}},
 		{Name: "reduce", PTX: reducePTX, Kernels: []string{
 			"sum_rows_partial", "layernorm_backward_wb_partial",

@@ -3,6 +3,8 @@
 // fixed butterfly of warp shuffles (deterministic); for short rows (softmax
 // with K ≤ 32) one thread per row, staged through shared memory. Each kernel mirrors the
 // method of the same name in model/cpu.go in operation order and precision.
+// The Gumbel noise kernels live here too, beside the softmax kernels that
+// draw the same noise themselves (fused noise).
 //
 // Calling convention as in elementwise.cu: 8-byte parameters only; rows run
 // in a grid-stride loop over warps, so any grid size is correct. Launch with
@@ -92,8 +94,81 @@ extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout
 }
 
 // The state update (model.Backend's SoftmaxMix) rides on the softmax
-// gumbel32 is gumbel_f32's value at index i: the draw of elementwise.cu's
-// gumbel (u = GumbelUniform(seed, i) = (2k+1)/2^25, k the top 24 bits of a
+// The search's and the training's Gumbel noise. gumbel_k is the top 24 bits
+// of a SplitMix64 finaliser of seed and index i (model.GumbelUniform's
+// draw); gumbel (float64, Go's log: the CPU's noise bit for bit) and
+// gumbel32 (float32) turn it into −log(−log u).
+__device__ __forceinline__ unsigned int gumbel_k(unsigned long long seed, unsigned long long i) {
+	unsigned long long z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	z ^= z >> 31;
+	return (unsigned int)(z >> 40);
+}
+
+// gumbel_uniform is model.GumbelUniform: u = (k + 0.5)/2^24 exactly, k =
+// gumbel_k(seed, i).
+__device__ __forceinline__ double gumbel_uniform(unsigned long long seed, unsigned long long i) {
+	return ((double)gumbel_k(seed, i) + 0.5) / 16777216.0;
+}
+
+// go_log is Go's math.Log for positive finite x: the FreeBSD algorithm,
+// the same IEEE operations in the same order as math's log.go and its amd64
+// assembly (which reduces with f1 <= √2/2 where log.go has <; it matters for
+// one mantissa value only). CUDA's log() may differ in the last bit, and
+// through −log(−log u) near u = 1/e that changed 1 float32 noise value in
+// 3.4·10⁷ (measured on an H200); with go_log the noise matches the CPU's
+// bit for bit. Needs -fmad=false (no contraction into fused multiply-add).
+__device__ double go_log(double x) {
+	const double Ln2Hi = 6.93147180369123816490e-01; // 3fe62e42 fee00000
+	const double Ln2Lo = 1.90821492927058770002e-10; // 3dea39ef 35793c76
+	const double L1 = 6.666666666666735130e-01;      // 3FE55555 55555593
+	const double L2 = 3.999999999940941908e-01;      // 3FD99999 9997FA04
+	const double L3 = 2.857142874366239149e-01;      // 3FD24924 94229359
+	const double L4 = 2.222219843214978396e-01;      // 3FCC71C5 1D8E78AF
+	const double L5 = 1.818357216161805012e-01;      // 3FC74664 96CB03DE
+	const double L6 = 1.531383769920937332e-01;      // 3FC39A09 D078C69F
+	const double L7 = 1.479819860511658591e-01;      // 3FC2F112 DF3E5244
+	const double HSqrt2 = 7.07106781186547524401e-01; // √2/2
+	if (!(x > 0) || x == __longlong_as_double(0x7ff0000000000000ll)) {
+		return log(x); // NaN, ±0, negative, +Inf: never drawn here
+	}
+	// f1, ki := math.Frexp(x): x = f1·2^ki, f1 in [0.5, 1)
+	unsigned long long bits = __double_as_longlong(x);
+	int ki = 0;
+	if ((bits >> 52) == 0) { // subnormal: normalise first, as Frexp
+		x *= 4503599627370496.0; // 2^52
+		bits = __double_as_longlong(x);
+		ki = -52;
+	}
+	ki += (int)((bits >> 52) & 0x7ff) - 1022;
+	double f1 = __longlong_as_double((long long)((bits & 0x000fffffffffffffull) | 0x3fe0000000000000ull));
+	if (f1 <= HSqrt2) {
+		f1 *= 2;
+		ki--;
+	}
+	double f = f1 - 1;
+	double k = (double)ki;
+	double s = f / (2 + f);
+	double s2 = s * s;
+	double s4 = s2 * s2;
+	double t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+	double t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+	double R = t1 + t2;
+	double hfsq = 0.5 * f * f;
+	return k * Ln2Hi - ((hfsq - (s * (hfsq + R) + k * Ln2Lo)) - f);
+}
+
+// gumbel: dst[i] = −log(−log(u)), u = GumbelUniform(seed, i), in double
+// with Go's log (go_log), so the noise is the CPU's bit for bit.
+extern "C" __global__ void gumbel(float *dst, unsigned long long seed, long long n) {
+	THREAD_LOOP(i, n) {
+		double u = gumbel_uniform(seed, (unsigned long long)i);
+		dst[i] = (float)(-go_log(-go_log(u)));
+	}
+}
+
+// gumbel32 is gumbel_f32's value at index i: the draw of gumbel (u = GumbelUniform(seed, i) = (2k+1)/2^25, k the top 24 bits of a
 // SplitMix64 finaliser of seed and i) with −log(−log u) in float32 (CUDA's
 // logf and log1pf): a few float32 ulps from gumbel's float64 value
 // (TestFastGumbel). −log u is −logf(u) for u < 1/2 and −log1pf(−(1−u))
@@ -101,11 +176,7 @@ extern "C" __global__ void layernorm_backward_inp(float *dinp, const float *dout
 // 2^25−2k−1 < 2^24 in the second), so it is never 0 and the result is always
 // finite (u = 1 − 2^−25 gives 17.33…).
 __device__ __forceinline__ float gumbel32(unsigned long long seed, unsigned long long i) {
-	unsigned long long z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	z ^= z >> 31;
-	unsigned int k = (unsigned int)(z >> 40); // 0 … 2^24 − 1
+	unsigned int k = gumbel_k(seed, i); // 0 … 2^24 − 1
 	float e;                                  // −log u > 0
 #ifdef GUMBEL_FAST_LOG // a speed experiment (native/ptx_variants.sh): __logf, ~1.7e-7 absolute error
 	if (k < (1u << 23)) {

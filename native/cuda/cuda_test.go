@@ -317,6 +317,24 @@ func TestFastGumbel(t *testing.T) {
 	}
 }
 
+// uploadFrom returns a new tensor of n values on b, the i-th f()'s.
+func uploadFrom(b *Backend, n int, f func() float32) *model.Tensor {
+	h := make([]float32, n)
+	for i := range h {
+		h[i] = f()
+	}
+	x := model.NewView(b.Alloc(n), 0, n)
+	b.Upload(x, h)
+	return x
+}
+
+// downloadAll returns x's values.
+func downloadAll(b *Backend, x *model.Tensor) []float32 {
+	h := make([]float32, x.Len())
+	b.Download(h, x)
+	return h
+}
+
 // TestFusedGumbel: Softmax and SoftmaxMix drawing their noise themselves
 // from a model.GumbelNoise tensor (a slice at an offset, as the search's
 // Sub of its state noise) give the same bits as with the noise that the
@@ -334,20 +352,6 @@ func TestFusedGumbel(t *testing.T) {
 	}
 	const seed = 0x5eed
 	rng := rand.New(rand.NewPCG(3, 4))
-	upload := func(n int, f func() float32) *model.Tensor {
-		h := make([]float32, n)
-		for i := range h {
-			h[i] = f()
-		}
-		x := model.NewView(b.Alloc(n), 0, n)
-		b.Upload(x, h)
-		return x
-	}
-	download := func(x *model.Tensor) []float32 {
-		h := make([]float32, x.Len())
-		b.Download(h, x)
-		return h
-	}
 	same := func(what string, got, want []float32) {
 		t.Helper()
 		for i := range got {
@@ -365,19 +369,19 @@ func TestFusedGumbel(t *testing.T) {
 		b.Gumbel(buf, seed)
 		fused := model.NewGumbelNoise(&model.GumbelNoise{Seed: seed}, slices, N, D)
 		sub := func(x *model.Tensor) *model.Tensor { m, off := x.Mem(); return model.NewView(m, off+slice*n, N, D) }
-		logits := upload(n, func() float32 { return float32(3 * rng.NormFloat64()) })
-		prev := upload(n, func() float32 { return rng.Float32() })
-		z := upload(N*4, func() float32 { return rng.Float32() })
-		bias := upload(D, func() float32 { return float32(rng.NormFloat64()) })
+		logits := uploadFrom(b, n, func() float32 { return float32(3 * rng.NormFloat64()) })
+		prev := uploadFrom(b, n, func() float32 { return rng.Float32() })
+		z := uploadFrom(b, N*4, func() float32 { return rng.Float32() })
+		bias := uploadFrom(b, D, func() float32 { return float32(rng.NormFloat64()) })
 		out, hat := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
 		out2, hat2 := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
 		b.SoftmaxMix(out, hat, logits, bias, sub(buf), prev, z, 0.7, N, D, K, D, 4, 0)
 		b.SoftmaxMix(out2, hat2, logits, bias, sub(fused), prev, z, 0.7, N, D, K, D, 4, 0)
-		same(fmt.Sprintf("SoftmaxMix K %d: out", K), download(out2), download(out))
-		same(fmt.Sprintf("SoftmaxMix K %d: hat", K), download(hat2), download(hat))
+		same(fmt.Sprintf("SoftmaxMix K %d: out", K), downloadAll(b, out2), downloadAll(b, out))
+		same(fmt.Sprintf("SoftmaxMix K %d: hat", K), downloadAll(b, hat2), downloadAll(b, hat))
 		b.Softmax(out, logits, sub(buf), 1.3, n/K, K)
 		b.Softmax(out2, logits, sub(fused), 1.3, n/K, K)
-		same(fmt.Sprintf("Softmax K %d", K), download(out2), download(out))
+		same(fmt.Sprintf("Softmax K %d", K), downloadAll(b, out2), downloadAll(b, out))
 		if err := b.Sync(); err != nil {
 			t.Fatal(err)
 		}
@@ -434,30 +438,16 @@ func TestFastSoftmax(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const K, N = 10, 4099 // softmax rows of the state; gate rows of 2 softmax rows
 	D := 2 * K
-	upload := func(n int, f func() float32) *model.Tensor {
-		h := make([]float32, n)
-		for i := range h {
-			h[i] = f()
-		}
-		x := model.NewView(b.Alloc(n), 0, n)
-		b.Upload(x, h)
-		return x
-	}
-	download := func(x *model.Tensor) []float32 {
-		h := make([]float32, x.Len())
-		b.Download(h, x)
-		return h
-	}
 	n := N * D
-	logits := upload(n, func() float32 { return float32(4 * rng.NormFloat64()) })
-	noise := upload(n, func() float32 { return float32(rng.NormFloat64()) })
-	prev := upload(n, func() float32 { return rng.Float32() })
-	z := upload(N*4, func() float32 { return rng.Float32() })
+	logits := uploadFrom(b, n, func() float32 { return float32(4 * rng.NormFloat64()) })
+	noise := uploadFrom(b, n, func() float32 { return float32(rng.NormFloat64()) })
+	prev := uploadFrom(b, n, func() float32 { return rng.Float32() })
+	z := uploadFrom(b, N*4, func() float32 { return rng.Float32() })
 	out, hat := model.NewView(b.Alloc(n), 0, n), model.NewView(b.Alloc(n), 0, n)
 	run := func(fast bool) ([]float32, []float32) {
 		b.SetFastSoftmax(fast)
 		b.SoftmaxMix(out, hat, logits, nil, noise, prev, z, 0.5, N, D, K, 0, 4, 0)
-		return download(out), download(hat)
+		return downloadAll(b, out), downloadAll(b, hat)
 	}
 	wantOut, wantHat := run(false)
 	gotOut, gotHat := run(true)
