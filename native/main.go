@@ -33,6 +33,7 @@ commands:
   language what each learned symbol does       (native language -h)
   bench   training and search speed, per-op times (native bench -h)
   curve   accuracy against search starts × steps  (native curve -h)
+  select  the lowest-NLL run of several candidates (native select -h)
   convert PyTorch-reference bundle → .nliw.sz (native convert -h)
 `
 
@@ -74,6 +75,8 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		err = cmdBench(args[1:], stdout, stderr)
 	case "curve":
 		err = cmdCurve(args[1:], stdout, stderr)
+	case "select":
+		err = cmdSelect(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,178 @@
+// Tests of native select: the score reads only the final attempt's log-step
+// lines of the last --window steps, the lowest score is picked and copied,
+// and bad run folders are rejected with the folder and the reason.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nli-go/nli/model"
+)
+
+// fakeRun makes a run folder from a real tiny run's weights and config,
+// with the weights' provenance at steps (seed seed, split split) and the
+// given metrics lines.
+func fakeRun(t *testing.T, src, dir, split string, steps int, seed uint64, lines []map[string]any) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := model.ReadWeightsFile(filepath.Join(src, weightsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.Provenance.Split, wf.Provenance.Steps, wf.Provenance.Seed = split, steps, seed
+	if err := model.WriteWeightsFile(filepath.Join(dir, weightsFile), wf, model.DTypeF32); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(src, configFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, configFile), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		j, _ := json.Marshal(l)
+		b.Write(append(j, '\n'))
+	}
+	if err := os.WriteFile(filepath.Join(dir, metricsFile), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logLines returns metrics lines every 50 steps from 50 to last, the NLL
+// of step s being nll(s), with attempt a (0: no attempt field).
+func logLines(last, a int, nll func(int) float64) []map[string]any {
+	var out []map[string]any
+	for s := 50; s <= last; s += 50 {
+		l := map[string]any{"step": s, "nll": nll(s)}
+		if a > 0 {
+			l["attempt"] = a
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestCLISelect: three candidates built so that only the documented rule
+// picks B: A's window mean is 2; B's is 1, with 100 before the window and a
+// split record (not a log step) of NLL 50 inside it; C's final attempt
+// (attempt 1) averages 1.5 and its first attempt, logged at the same steps,
+// 0. Counting steps before the window, off-step lines or an earlier attempt
+// would each pick another run. The picked weights are copied byte for byte.
+func TestCLISelect(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	mustRun(t, "train", "--split", "shift-l", "--config", "tiny", "--steps", "2", "--batch", "4", "--log-every", "50", "--quiet", "--out", src)
+	if got := logWindowEvery(t, src); got != 50 {
+		t.Fatalf("tiny's log_every is %d; this test's lines assume 50", got)
+	}
+	const last = 1000
+	a, b, c := filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c")
+	fakeRun(t, src, a, "shift-l", last, 1, logLines(last, 0, func(int) float64 { return 2 }))
+	bl := logLines(last, 0, func(s int) float64 {
+		if s <= last-500 {
+			return 100
+		}
+		return 1
+	})
+	bl = append(bl, map[string]any{"step": 801, "nll": 50.0, "split": map[string]any{"step": 800}})
+	fakeRun(t, src, b, "shift-l", last, 2, bl)
+	cl := append(logLines(last, 0, func(int) float64 { return 0 }), map[string]any{"step": 4000, "nll": 0.0, "restart": map[string]any{"restarted": true}})
+	cl = append(cl, logLines(last, 1, func(int) float64 { return 1.5 })...)
+	fakeRun(t, src, c, "shift-l", last, 3, cl)
+
+	out := filepath.Join(dir, "best.nliw.sz")
+	var rep struct {
+		Picked     string      `json:"picked"`
+		Candidates []candidate `json:"candidates"`
+	}
+	js := mustRun(t, "select", "--json", "--out", out, a, b, c)
+	if err := json.Unmarshal([]byte(js), &rep); err != nil {
+		t.Fatalf("select --json: %v\n%s", err, js)
+	}
+	if rep.Picked != b {
+		t.Errorf("picked %s, want %s; candidates %+v", rep.Picked, b, rep.Candidates)
+	}
+	want := map[string]struct {
+		nll     float64
+		lines   int
+		attempt int
+	}{a: {2, 10, 0}, b: {1, 10, 0}, c: {1.5, 10, 1}}
+	for _, cd := range rep.Candidates {
+		w := want[cd.Dir]
+		if cd.NLL != w.nll || cd.Lines != w.lines || cd.Attempt != w.attempt || cd.Steps != last || cd.Picked != (cd.Dir == b) {
+			t.Errorf("candidate %+v, want nll %g over %d lines, attempt %d", cd, w.nll, w.lines, w.attempt)
+		}
+	}
+	got, _ := os.ReadFile(out)
+	wantB, _ := os.ReadFile(filepath.Join(b, weightsFile))
+	if len(got) == 0 || string(got) != string(wantB) {
+		t.Errorf("--out is not B's weights (%d bytes, want %d)", len(got), len(wantB))
+	}
+	// A window of one step: only the final lines count (A 2, B 1, C 1.5): still B;
+	// the table marks it.
+	if tab := mustRun(t, "select", "--window", "1", a, b, c); !strings.Contains(tab, b) || !strings.Contains(tab, "<- picked") ||
+		strings.Count(tab, "<- picked") != 1 || !strings.Contains(strings.Split(tab, "\n")[2], "<- picked") {
+		t.Errorf("table:\n%s", tab)
+	}
+	// Ties go to the first given.
+	if js := mustRun(t, "select", "--json", a, a); !strings.Contains(js, fmt.Sprintf("%q: %q", "picked", a)) {
+		t.Errorf("tie: %s", js)
+	}
+}
+
+// logWindowEvery reads a run's train.log_every.
+func logWindowEvery(t *testing.T, dir string) int {
+	t.Helper()
+	cfg, err := loadConfig(filepath.Join(dir, configFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Train.LogEvery
+}
+
+// TestCLISelectErrors: each bad input names the folder and what is wrong.
+func TestCLISelectErrors(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	mustRun(t, "train", "--split", "shift-l", "--config", "tiny", "--steps", "2", "--batch", "4", "--quiet", "--out", src)
+	ok := filepath.Join(dir, "ok")
+	fakeRun(t, src, ok, "shift-l", 100, 0, logLines(100, 0, func(int) float64 { return 1 }))
+	other := filepath.Join(dir, "other")
+	fakeRun(t, src, other, "comp-i", 100, 0, logLines(100, 0, func(int) float64 { return 1 }))
+	short := filepath.Join(dir, "short")
+	fakeRun(t, src, short, "shift-l", 100, 0, logLines(50, 0, func(int) float64 { return 1 }))
+	bad := filepath.Join(dir, "bad")
+	fakeRun(t, src, bad, "shift-l", 100, 0, logLines(100, 0, func(int) float64 { return 1 }))
+	if err := os.WriteFile(filepath.Join(bad, metricsFile), []byte("{\"step\": 50, \"nll\": 1}\n{\"step\": 100, \"nll\": \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pre := filepath.Join(dir, "pre")
+	fakeRun(t, src, pre, "shift-l", 100, 0, []map[string]any{{"step": 50, "pretrain": true}, {"step": 100, "pretrain": true}})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no run folders"},
+		{[]string{"--window", "0", ok}, "--window = 0"},
+		{[]string{filepath.Join(dir, "missing")}, "missing: not a finished run"},
+		{[]string{ok, other}, "candidates must share their split"},
+		{[]string{short}, "ends at step 50 of attempt 0, the weights at step 100"},
+		{[]string{bad}, "metrics.jsonl line 2"},
+		{[]string{pre}, "no metrics line with an NLL in the last 500 steps"},
+	} {
+		code, _, errs := runCLI(t, append([]string{"select"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("select %v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+}
