@@ -114,6 +114,8 @@ run_one() {
     timeout -k 5 $(( left < 70 ? left - 10 : 60 )) "$NATIVE" language $DEVFLAGS --weights "$w" --json \
       > "$dir/language.json" 2> "$dir/language.log"
   fi
+  # native select's score (mean training NLL of the last 500 steps; docs/DESIGN.md "Best of three").
+  [ -f "$dir/model.nliw.sz" ] && "$NATIVE" select --json "$dir" > "$dir/select.json" 2>> "$dir/eval.log"
   printf '{"kind": "exit", "train_rc": "%s", "eval_rc": "%s", "train_s": %d, "eval_s": %d, "limit_s": %d, "train_limit_s": %d, "weights": "%s"}\n' \
     "$trc" "$erc" $(( t1 - t0 )) $(( $(date +%s) - t1 )) "$lim" "$tlim" "$(basename "$w")" > "$dir/exit.json"
 }
@@ -173,15 +175,16 @@ def rc(v, timed_out):
     return {"124": timed_out, "137": "KILL"}.get(str(v), str(v))
 
 hdr = (f"{'run':<26} {'train':>5} {'eval':>5} {'steps':>6} {'sps':>6} {'nll':>6} {'nllmin':>6} {'sym':>4} {'prg':>4} "
-       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'c1':>3} {'att':>3} {'skp':>3} {'probe':>5} {'dist':>5} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
+       f"{'MI':>5}/{'max':<5} {'hacc':>5} {'spl':>3} {'c1':>3} {'att':>3} {'skp':>3} {'sel':>8} {'probe':>5} {'dist':>5} {'IDind':>5} {'IDpri':>5} {'IDgrd':>5} {'OODind':>6} {'OODpri':>6} {'OODgrd':>6}  split config flags")
 table = [f"nll: mean NLL of the last {W} logged steps; nllmin: lowest mean of {W} logged steps in a row; "
-         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); c1: of those, cuts of a symbol that held one task program (10 slots or more of one program, none of another); att: restarts made (train.restart_at); skp: updates skipped (train.spike_skip); probe: native language's encoder probe; dist: training programs / distinct symbol programs the inductor writes for them (8/8: none merged); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
+         "sym prg MI hacc: the last diagnostics; spl: symbol splits made (train.split_every); c1: of those, cuts of a symbol that held one task program (10 slots or more of one program, none of another); att: restarts made (train.restart_at); skp: updates skipped (train.spike_skip); sel: native select's score (mean NLL of the log lines of the last 500 steps); probe: native language's encoder probe; dist: training programs / distinct symbol programs the inductor writes for them (8/8: none merged); train INT: stopped at its time limit (evaluated from its checkpoint); eval TO: timed out, PT: partial (its --time-limit stopped it: accuracies over the tasks done, tasks_done in all_logs.txt)", hdr]
 logs = []
 for nm in names:
     d = f"{runs}/{nm}"
     split, steps, seed, cfg, flags = (index.get(nm, "????") + "||||").split("|")[:5]
     met = [r for r in jl(f"{d}/metrics.jsonl") if "step" in r]
     ev, ex, lang = jfile(f"{d}/eval.json"), jfile(f"{d}/exit.json"), jfile(f"{d}/language.json")
+    sel = num(((jfile(f"{d}/select.json").get("candidates") or [{}])[0]).get("nll"))
     probe = num((lang.get("encoder") or {}).get("accuracy"))
     progs = lang.get("programs") or []
     dist = f"{len(progs)}/{len({tuple(p.get('symbols') or []) for p in progs})}" if progs else "-"
@@ -211,7 +214,7 @@ for nm in names:
         erc = "PT"  # partial: --time-limit stopped it; accuracies over the tasks done
     table.append(f"{nm[:26]:<26} {rc(ex.get('train_rc', '?'), 'INT'):>5} {erc:>5} {f(st, 6)} {f(sps, 6)} "
                  f"{f(sum(nll[-W:]) / len(nll[-W:]) if nll else None, 6)} {f(min(win) if win else None, 6)} "
-                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} {cut1:>3} {att:>3} {skp:>3} {f(probe)} {dist:>5} "
+                 f"{f(dg.get('sym_total'), 4)} {f(dg.get('n_prog'), 4)} {mi} {f(num(dg.get('hard_acc')))} {nsplit:>3} {cut1:>3} {att:>3} {skp:>3} {(f'{sel:8.3g}' if sel is not None else '-'.rjust(8))} {f(probe)} {dist:>5} "
                  f"{f(part('id', 'inductor'))} {f(part('id', 'prior'))} {f(part('id', 'gradient'))} "
                  f"{f(part('ood', 'inductor'), 6)} {f(part('ood', 'prior'), 6)} {f(part('ood', 'gradient'), 6)}  "
                  f"{split} {os.path.basename(cfg)} {flags}".rstrip())
