@@ -6,6 +6,8 @@
 package model
 
 import (
+	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -204,5 +206,38 @@ func TestSpikeConfig(t *testing.T) {
 		if err := spikeConfig(k).Validate(); err == nil || !strings.Contains(err.Error(), "train.spike_skip") {
 			t.Errorf("spike_skip %g: %v, want a train.spike_skip error", k, err)
 		}
+	}
+}
+
+// TestSpikeResumeRejects: a checkpoint whose train.spike_skip state is
+// impossible (negative counts or mean) is refused with a message naming it,
+// and one with a NaN written into it is refused as malformed JSON.
+func TestSpikeResumeRejects(t *testing.T) {
+	b := NewCPU(1)
+	tr := newTestTrainer(t, b, spikeConfig(2), 4, 1)
+	if _, err := tr.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := tr.Checkpoint(Provenance{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(ck.Extra, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]any{{"grad_steps": -1}, {"skips": -2}, {"grad_mean": -1.0}} {
+		m := maps.Clone(st)
+		maps.Copy(m, bad)
+		c := *ck
+		c.Extra, _ = json.Marshal(m)
+		if _, err := ResumeTrainer(b, &c, "ck"); err == nil || !strings.Contains(err.Error(), "ck: train.spike_skip state") {
+			t.Errorf("state %v: %v, want a train.spike_skip state error", bad, err)
+		}
+	}
+	c := *ck
+	c.Extra = []byte(strings.Replace(string(ck.Extra), "{", `{"grad_mean":NaN,`, 1))
+	if _, err := ResumeTrainer(b, &c, "ck"); err == nil || !strings.Contains(err.Error(), "ck: training state") {
+		t.Errorf("NaN in the state: %v, want a training state error", err)
 	}
 }
