@@ -57,15 +57,40 @@ func cmdSelect(args []string, stdout, stderr io.Writer) error {
 	if *window < 1 {
 		return fmt.Errorf("--window = %d, must be ≥ 1", *window)
 	}
+	cands, best, err := selectRuns(dirs, *window)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := copyWeights(dirs[best], *out); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(selectReport(cands, best, *window, *out), "", "  ")
+		_, err := fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	printCandidates(stdout, cands)
+	if *out != "" {
+		fmt.Fprintf(stdout, "wrote %s (from %s)\n", *out, dirs[best])
+	}
+	return nil
+}
+
+// selectRuns scores every run folder (scoreRun) and returns the scores and
+// the index of the lowest, the first of equal ones; the runs must share
+// their split.
+func selectRuns(dirs []string, window int) ([]candidate, int, error) {
 	cands := make([]candidate, len(dirs))
 	best := -1
 	for i, d := range dirs {
-		c, err := scoreRun(d, *window)
+		c, err := scoreRun(d, window)
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		if i > 0 && c.Split != cands[0].Split {
-			return fmt.Errorf("%s is a %s run and %s a %s run: candidates must share their split", d, c.Split, dirs[0], cands[0].Split)
+			return nil, 0, fmt.Errorf("%s is a %s run and %s a %s run: candidates must share their split", d, c.Split, dirs[0], cands[0].Split)
 		}
 		cands[i] = c
 		if best < 0 || c.NLL < cands[best].NLL {
@@ -73,32 +98,37 @@ func cmdSelect(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	cands[best].Picked = true
-	if *out != "" {
-		data, err := os.ReadFile(filepath.Join(dirs[best], weightsFile))
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(*out, data); err != nil {
-			return fmt.Errorf("write %s: %w", *out, err)
-		}
-	}
-	if *asJSON {
-		b, _ := json.MarshalIndent(map[string]any{"window": *window, "candidates": cands, "picked": dirs[best], "out": *out}, "", "  ")
-		_, err := fmt.Fprintf(stdout, "%s\n", b)
+	return cands, best, nil
+}
+
+// selectReport is select's JSON: the window, every candidate, the pick and
+// where its weights were copied ("" if not).
+func selectReport(cands []candidate, best, window int, out string) map[string]any {
+	return map[string]any{"window": window, "candidates": cands, "picked": cands[best].Dir, "out": out}
+}
+
+// copyWeights copies run folder dir's weights file to path, atomically.
+func copyWeights(dir, path string) error {
+	data, err := os.ReadFile(filepath.Join(dir, weightsFile))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-40s %-8s %6s %7s %8s %12s %6s\n", "run", "split", "seed", "attempt", "steps", "nll", "lines")
+	if err := writeFileAtomic(path, data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// printCandidates writes the candidates as a table, the pick marked.
+func printCandidates(w io.Writer, cands []candidate) {
+	fmt.Fprintf(w, "%-40s %-8s %6s %7s %8s %12s %6s\n", "run", "split", "seed", "attempt", "steps", "nll", "lines")
 	for _, c := range cands {
 		mark := ""
 		if c.Picked {
 			mark = "  <- picked"
 		}
-		fmt.Fprintf(stdout, "%-40s %-8s %6d %7d %8d %12.6g %6d%s\n", c.Dir, c.Split, c.Seed, c.Attempt, c.Steps, c.NLL, c.Lines, mark)
+		fmt.Fprintf(w, "%-40s %-8s %6d %7d %8d %12.6g %6d%s\n", c.Dir, c.Split, c.Seed, c.Attempt, c.Steps, c.NLL, c.Lines, mark)
 	}
-	if *out != "" {
-		fmt.Fprintf(stdout, "wrote %s (from %s)\n", *out, dirs[best])
-	}
-	return nil
 }
 
 // scoreRun reads a finished run folder: its weights' provenance (split,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -173,6 +174,82 @@ func TestCLISelectErrors(t *testing.T) {
 		code, _, errs := runCLI(t, append([]string{"select"}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("select %v: exit %d, stderr %q; want exit 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+}
+
+// TestCLITrainCandidates: train --candidates 2 trains two runs with seeds
+// seed·2 + c in candidate folders and keeps the lower-scoring one's weights
+// (byte for byte) with the scores in select.json; stopped inside the first
+// candidate and resumed, it trains the same two runs (the same losses at
+// every logged step; the second candidate, not started before the stop,
+// takes the first one's config, --set included) and picks the same.
+func TestCLITrainCandidates(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"train", "--split", "shift-l", "--config", "tiny", "--steps", "6", "--seed", "1", "--batch", "4",
+		"--log-every", "2", "--save-every", "2", "--quiet", "--candidates", "2"}
+	sets := []string{"--set", "train.lambda_warm=0.5"}
+	d, e := filepath.Join(dir, "d"), filepath.Join(dir, "e")
+	mustRun(t, append(append(slices.Clone(base), sets...), "--out", d)...)
+	var rep struct {
+		Picked     string      `json:"picked"`
+		Candidates []candidate `json:"candidates"`
+	}
+	js, err := os.ReadFile(filepath.Join(d, selectFile))
+	if err != nil || json.Unmarshal(js, &rep) != nil || len(rep.Candidates) != 2 {
+		t.Fatalf("select.json: %v\n%s", err, js)
+	}
+	lo := 0
+	for i, c := range rep.Candidates {
+		if want := filepath.Join(d, fmt.Sprintf("candidate-%d", i)); c.Dir != want || c.Seed != uint64(2+i) || c.Steps != 6 {
+			t.Errorf("candidate %d: %+v, want %s with seed %d", i, c, want, 2+i)
+		}
+		if c.NLL < rep.Candidates[lo].NLL {
+			lo = i
+		}
+	}
+	if rep.Picked != rep.Candidates[lo].Dir || !rep.Candidates[lo].Picked {
+		t.Errorf("picked %s, want the lower score %s", rep.Picked, rep.Candidates[lo].Dir)
+	}
+	got, _ := os.ReadFile(filepath.Join(d, weightsFile))
+	want, _ := os.ReadFile(filepath.Join(rep.Picked, weightsFile))
+	if len(got) == 0 || string(got) != string(want) {
+		t.Errorf("%s is not the picked candidate's weights", weightsFile)
+	}
+
+	out := mustRun(t, append(append(slices.Clone(base), sets...), "--out", e, "--stop-after", "3")...)
+	if !strings.Contains(out, "stopped in candidate 1 of 2") || fileExists(candidateDir(e, 1)) || fileExists(filepath.Join(e, weightsFile)) {
+		t.Fatalf("--stop-after 3 did not stop inside the first candidate:\n%s", out)
+	}
+	mustRun(t, append(slices.Clone(base), "--out", e, "--resume")...)
+	for c := range 2 {
+		md, _ := os.ReadFile(filepath.Join(candidateDir(d, c), metricsFile))
+		me, _ := os.ReadFile(filepath.Join(candidateDir(e, c), metricsFile))
+		if got, want := lossesOf(t, me), lossesOf(t, md); !slices.Equal(got, want) {
+			t.Errorf("candidate %d after stop and resume:\n%v\nwant\n%v", c, got, want)
+		}
+	}
+	cd, _ := os.ReadFile(filepath.Join(candidateDir(d, 1), configFile))
+	ce, _ := os.ReadFile(filepath.Join(candidateDir(e, 1), configFile))
+	if string(cd) != string(ce) || !strings.Contains(string(ce), `"lambda_warm": 0.5`) {
+		t.Errorf("the second candidate's config after resume differs or lost --set:\n%s\nwant\n%s", ce, cd)
+	}
+	se, _ := os.ReadFile(filepath.Join(e, selectFile))
+	if !strings.Contains(string(se), fmt.Sprintf("%q: %q", "picked", candidateDir(e, lo))) {
+		t.Errorf("resumed run picked otherwise: %s", se)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append(slices.Clone(base), "--out", d), "already holds candidates"},
+		{append(slices.Clone(base), "--out", filepath.Join(dir, "none"), "--resume"), "holds no started candidate"},
+		{append(slices.Clone(base), "--out", filepath.Join(dir, "z"), "--candidates", "0"), "--candidates = 0"},
+	} {
+		code, _, errs := runCLI(t, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, errs, c.want)
 		}
 	}
 }

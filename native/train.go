@@ -49,6 +49,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
 	diag := fs.Bool("diag", true, "inductor diagnostics (sym_total, n_prog, mi, hard_acc, gn_* …) in the metrics of log steps")
 	tf32 := fs.Bool("tf32", false, "TF32 tensor-core matrix products (cuda only; changes training numerics; default float32)")
+	candidates := fs.Int("candidates", 1, "best of N: train N runs (--out/candidate-c, seed seed·N + c, one after another) and keep the one with the lowest training NLL over its last 500 steps as --out's weights (native select; docs/DESIGN.md \"Best of three\")")
 	var sets setFlags
 	fs.Var(&sets, "set", "override one config field, key=value with the config's JSON names (repeatable): --set train.head_lr_mult=0.2 --set exec=film")
 	if err := parse(fs, args); err != nil {
@@ -64,9 +65,18 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--split: %w", err)
 	}
+	if *candidates < 1 || *candidates > 100 {
+		return fmt.Errorf("--candidates = %d, want 1 to 100", *candidates)
+	}
+	if *candidates > 1 {
+		return trainCandidates(args, *out, *seed, *candidates, *resume, stdout, stderr)
+	}
 	b, err := newBackend(*device, *workers)
 	if err != nil {
 		return err
+	}
+	if c, ok := b.(interface{ Close() error }); ok {
+		defer c.Close() // after tr.Close (deferred later, run first): a device context goes with its memory
 	}
 	setTF32(b, *tf32)
 	ckPath := filepath.Join(*out, checkpointFile)

@@ -1,0 +1,111 @@
+// native train --candidates N: best of N. The run trains N candidates, one
+// after another, each a whole native train run in --out/candidate-c with
+// seed seed·N + c, then keeps the one native select picks (the lowest mean
+// training NLL over the last 500 steps): its weights become --out's
+// model.nliw.sz, the scores --out's select.json (docs/DESIGN.md, "Best of
+// three"). Interrupted or --stop-after: the candidate saves its checkpoint
+// and the run stops; --resume continues it, skips finished candidates and
+// starts the rest.
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// selectFile holds a best-of-N run's candidate scores.
+const selectFile = "select.json"
+
+// candidateDir is candidate c's run folder inside out.
+func candidateDir(out string, c int) string {
+	return filepath.Join(out, "candidate-"+strconv.Itoa(c))
+}
+
+// trainCandidates runs native train's args n times into candidate folders
+// of out (later flags override earlier ones, so each call appends its own
+// --out, --seed and --candidates 1), then selects.
+func trainCandidates(args []string, out string, seed uint64, n int, resume bool, stdout, stderr io.Writer) error {
+	if seed > (math.MaxUint64-uint64(n-1))/uint64(n) {
+		return fmt.Errorf("--seed %d with --candidates %d: the candidates' seeds (seed·%d + c) overflow", seed, n, n)
+	}
+	if !resume {
+		if _, err := os.Stat(out); err == nil {
+			if _, err := os.Stat(candidateDir(out, 0)); err == nil {
+				return fmt.Errorf("--out %s already holds candidates; pass --resume to continue or choose another directory", out)
+			}
+		}
+	}
+	// A candidate not yet started under --resume takes the config a started one wrote.
+	startedConfig := ""
+	if resume {
+		for c := range n {
+			if p := filepath.Join(candidateDir(out, c), configFile); fileExists(p) {
+				startedConfig = p
+				break
+			}
+		}
+		if startedConfig == "" {
+			return fmt.Errorf("--resume: %s holds no started candidate (%s)", out, candidateDir(out, 0))
+		}
+	}
+	dirs := make([]string, n)
+	for c := range n {
+		dir := candidateDir(out, c)
+		dirs[c] = dir
+		if fileExists(filepath.Join(dir, weightsFile)) {
+			if !resume {
+				return fmt.Errorf("%s already holds a finished run", dir)
+			}
+			fmt.Fprintf(stdout, "candidate %d of %d: finished already (%s)\n", c+1, n, dir)
+			continue
+		}
+		call := append(append([]string{}, args...), "--candidates=1", "--out="+dir,
+			"--seed="+strconv.FormatUint(seed*uint64(n)+uint64(c), 10))
+		switch {
+		case !resume:
+		case fileExists(filepath.Join(dir, checkpointFile)):
+			call = append(call, "--resume=true")
+		default:
+			call = append(call, "--resume=false", "--config="+startedConfig)
+		}
+		fmt.Fprintf(stdout, "candidate %d of %d: %s, seed %d\n", c+1, n, dir, seed*uint64(n)+uint64(c))
+		if err := cmdTrain(call, stdout, stderr); err != nil {
+			if errors.Is(err, errUsage) {
+				return err
+			}
+			return fmt.Errorf("candidate %d (%s): %w", c, dir, err)
+		}
+		if !fileExists(filepath.Join(dir, weightsFile)) {
+			fmt.Fprintf(stdout, "stopped in candidate %d of %d; continue with --resume\n", c+1, n)
+			return nil
+		}
+	}
+	cands, best, err := selectRuns(dirs, 500)
+	if err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(selectReport(cands, best, 500, filepath.Join(out, weightsFile)), "", "  ")
+	if err := writeFileAtomic(filepath.Join(out, selectFile), append(js, '\n')); err != nil {
+		return err
+	}
+	if err := copyWeights(dirs[best], filepath.Join(out, weightsFile)); err != nil {
+		return err
+	}
+	printCandidates(stdout, cands)
+	fmt.Fprintf(stdout, "best of %d: %s (training NLL %.6g over its last 500 steps); weights %s\n",
+		n, dirs[best], cands[best].NLL, filepath.Join(out, weightsFile))
+	return nil
+}
+
+// fileExists reports whether path names an existing file or folder.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
