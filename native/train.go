@@ -76,7 +76,13 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if c, ok := b.(interface{ Close() error }); ok {
-		defer c.Close() // after tr.Close (deferred later, run first): a device context goes with its memory
+		// After tr.Close (deferred later, run first): a device context goes
+		// with its memory (train --candidates runs several trainings).
+		defer func() {
+			if err := c.Close(); err != nil {
+				fmt.Fprintf(stderr, "native train: closing the %s backend: %v\n", b.Name(), err)
+			}
+		}()
 	}
 	setTF32(b, *tf32)
 	ckPath := filepath.Join(*out, checkpointFile)
