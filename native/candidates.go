@@ -35,12 +35,8 @@ func trainCandidates(args []string, out string, seed uint64, n int, resume bool,
 	if seed > (math.MaxUint64-uint64(n-1))/uint64(n) {
 		return fmt.Errorf("--seed %d with --candidates %d: the candidates' seeds (seed·%d + c) overflow", seed, n, n)
 	}
-	if !resume {
-		if _, err := os.Stat(out); err == nil {
-			if _, err := os.Stat(candidateDir(out, 0)); err == nil {
-				return fmt.Errorf("--out %s already holds candidates; pass --resume to continue or choose another directory", out)
-			}
-		}
+	if !resume && fileExists(candidateDir(out, 0)) {
+		return fmt.Errorf("--out %s already holds candidates; pass --resume to continue or choose another directory", out)
 	}
 	// A candidate not yet started under --resume takes the config a started one wrote.
 	startedConfig := ""
@@ -59,10 +55,7 @@ func trainCandidates(args []string, out string, seed uint64, n int, resume bool,
 	for c := range n {
 		dir := candidateDir(out, c)
 		dirs[c] = dir
-		if fileExists(filepath.Join(dir, weightsFile)) {
-			if !resume {
-				return fmt.Errorf("%s already holds a finished run", dir)
-			}
+		if resume && fileExists(filepath.Join(dir, weightsFile)) { // without --resume, train refuses the folder
 			fmt.Fprintf(stdout, "candidate %d of %d: finished already (%s)\n", c+1, n, dir)
 			continue
 		}

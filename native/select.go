@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -167,21 +166,20 @@ func scoreRun(dir string, window int) (candidate, error) {
 		Pretrain bool     `json:"pretrain"`
 	}
 	var lines []line
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for n := 1; sc.Scan(); n++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
+	err = eachLine(metricsFile, b, func(n int, raw []byte) error {
+		if len(bytes.TrimSpace(raw)) == 0 {
+			return nil
 		}
 		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return c, fmt.Errorf("%s: %s line %d: %v", dir, metricsFile, n, err)
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("%s line %d: %v", metricsFile, n, err)
 		}
 		lines = append(lines, l)
 		c.Attempt = max(c.Attempt, l.Attempt)
-	}
-	if err := sc.Err(); err != nil {
-		return c, fmt.Errorf("%s: %s: %v", dir, metricsFile, err)
+		return nil
+	})
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", dir, err)
 	}
 	last := 0
 	for _, l := range lines {

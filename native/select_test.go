@@ -73,7 +73,7 @@ func TestCLISelect(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	mustRun(t, "train", "--split", "shift-l", "--config", "tiny", "--steps", "2", "--batch", "4", "--log-every", "50", "--quiet", "--out", src)
-	if got := logWindowEvery(t, src); got != 50 {
+	if got := logEveryOf(t, src); got != 50 {
 		t.Fatalf("tiny's log_every is %d; this test's lines assume 50", got)
 	}
 	const last = 1000
@@ -131,8 +131,8 @@ func TestCLISelect(t *testing.T) {
 	}
 }
 
-// logWindowEvery reads a run's train.log_every.
-func logWindowEvery(t *testing.T, dir string) int {
+// logEveryOf reads a run's train.log_every.
+func logEveryOf(t *testing.T, dir string) int {
 	t.Helper()
 	cfg, err := loadConfig(filepath.Join(dir, configFile))
 	if err != nil {

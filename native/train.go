@@ -330,25 +330,41 @@ func trimMetrics(path string, attempt, step int) error {
 		return err
 	}
 	var keep bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<16), 1<<24)
-	for ln := 1; sc.Scan(); ln++ {
+	err = eachLine(path, data, func(ln int, line []byte) error {
 		var rec struct {
 			Step    *int `json:"step"`
 			Attempt int  `json:"attempt"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Step == nil {
+		if err := json.Unmarshal(line, &rec); err != nil || rec.Step == nil {
 			return fmt.Errorf("%s:%d: not a metrics record", path, ln)
 		}
 		if rec.Attempt < attempt || rec.Attempt == attempt && *rec.Step <= step {
-			keep.Write(sc.Bytes())
+			keep.Write(line)
 			keep.WriteByte('\n')
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, keep.Bytes())
+}
+
+// eachLine calls f with each line of the metrics file name's data (1-based
+// line numbers, lines up to 16 MiB) and stops at f's first error; a read
+// error is reported with name.
+func eachLine(name string, data []byte, f func(ln int, line []byte) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<16), 1<<24)
+	for ln := 1; sc.Scan(); ln++ {
+		if err := f(ln, sc.Bytes()); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	return writeFileAtomic(path, keep.Bytes())
+	return nil
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames it into place.
