@@ -295,6 +295,27 @@ func SymRecipe() Config {
 	return c
 }
 
+// SymCompIContrast is the contrast weight the recipe adds for comp-i
+// (train.contrast; Go sweeps 18, 21 and 24).
+const SymCompIContrast = 0.5
+
+// SymRecipeFor is the recipe for one split: SymRecipe, plus the contrast
+// loss (SymCompIContrast) for comp-i; the shift splits train without it
+// (it hurt them: sweep 16). `native train --config sym` uses it.
+func SymRecipeFor(sp Split) Config {
+	c := SymRecipe()
+	if sp == SplitCompI {
+		c.Train.Contrast = SymCompIContrast
+	}
+	return c
+}
+
+// SymCandidates is the recipe's best of N: train this many runs and keep
+// the one with the lowest training NLL at the end (docs/DESIGN.md, "Best of
+// three"; every group of three in Go sweeps 21 and 24 kept a run that met
+// the targets).
+const SymCandidates = 3
+
 // Preset returns the named configuration ("tiny", "default" or "sym").
 func Preset(name string) (Config, error) {
 	switch name {

@@ -80,14 +80,29 @@ func setFusedGumbel(b model.Backend, on bool) bool {
 
 // newBackend returns the backend named by --device.
 func newBackend(device string, workers int) (model.Backend, error) {
+	if err := checkDevice(device); err != nil {
+		return nil, err
+	}
 	switch device {
 	case "cpu":
 		return model.NewCPU(workers), nil
 	case "cuda":
-		if cudaBackend == nil {
-			return nil, fmt.Errorf("--device cuda: this binary was built without CUDA (build it with ./build.sh native)")
-		}
 		return cudaBackend()
 	}
 	return nil, fmt.Errorf("--device %q: want cpu or cuda", device)
+}
+
+// checkDevice reports a --device that this binary cannot open, without
+// opening it.
+func checkDevice(device string) error {
+	switch device {
+	case "cpu":
+		return nil
+	case "cuda":
+		if cudaBackend == nil {
+			return fmt.Errorf("--device cuda: this binary was built without CUDA (build it with ./build.sh native)")
+		}
+		return nil
+	}
+	return fmt.Errorf("--device %q: want cpu or cuda", device)
 }

@@ -18,10 +18,75 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/nli-go/nli/model"
 )
 
-// selectFile holds a best-of-N run's candidate scores.
-const selectFile = "select.json"
+// selectFile holds a best-of-N run's candidate scores; candidatesFile
+// records how the run was started (N and the seed), so that --resume
+// continues the same candidates.
+const (
+	selectFile     = "select.json"
+	candidatesFile = "candidates.json"
+)
+
+// candidatesStart is candidatesFile's content.
+type candidatesStart struct {
+	Candidates int    `json:"candidates"`
+	Seed       uint64 `json:"seed"`
+}
+
+// readCandidatesStart reads out's candidatesFile; ok is false when there is none.
+func readCandidatesStart(out string) (st candidatesStart, ok bool, err error) {
+	path := filepath.Join(out, candidatesFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, false, fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Candidates < 2 || st.Candidates > 100 {
+		return st, false, fmt.Errorf("%s: candidates = %d, want 2 to 100", path, st.Candidates)
+	}
+	return st, true, nil
+}
+
+// resolveCandidates turns --candidates (0: the default) into N: the
+// recipe's model.SymCandidates for the sym preset, 1 for other configs;
+// under --resume, what the run in out was started with.
+func resolveCandidates(flagN int, cfgName, out string, resume bool) (int, error) {
+	if flagN < 0 || flagN > 100 {
+		return 0, fmt.Errorf("--candidates = %d, want 1 to 100 (or 0: %d with --config sym, else 1)", flagN, model.SymCandidates)
+	}
+	if resume && out != "" {
+		st, ok, err := readCandidatesStart(out)
+		if err != nil {
+			return 0, fmt.Errorf("--resume: %w", err)
+		}
+		switch {
+		case ok && flagN != 0 && flagN != st.Candidates:
+			return 0, fmt.Errorf("--candidates %d: the run in %s was started with --candidates %d", flagN, out, st.Candidates)
+		case ok:
+			return st.Candidates, nil
+		case flagN != 0:
+			return flagN, nil
+		case fileExists(candidateDir(out, 0)):
+			return 0, fmt.Errorf("--resume: %s holds candidates but no %s; pass the --candidates it was started with", out, candidatesFile)
+		}
+		return 1, nil // a single run's checkpoint (train reports it if missing)
+	}
+	if flagN != 0 {
+		return flagN, nil
+	}
+	if cfgName == "sym" {
+		return model.SymCandidates, nil
+	}
+	return 1, nil
+}
 
 // candidateDir is candidate c's run folder inside out.
 func candidateDir(out string, c int) string {
@@ -35,8 +100,26 @@ func trainCandidates(args []string, out string, seed uint64, n int, resume bool,
 	if seed > (math.MaxUint64-uint64(n-1))/uint64(n) {
 		return fmt.Errorf("--seed %d with --candidates %d: the candidates' seeds (seed·%d + c) overflow", seed, n, n)
 	}
-	if !resume && fileExists(candidateDir(out, 0)) {
+	if !resume && (fileExists(candidateDir(out, 0)) || fileExists(filepath.Join(out, candidatesFile))) {
 		return fmt.Errorf("--out %s already holds candidates; pass --resume to continue or choose another directory", out)
+	}
+	if !resume && fileExists(filepath.Join(out, checkpointFile)) {
+		return fmt.Errorf("--out %s already holds a run; pass --resume to continue it or choose another directory", out)
+	}
+	if resume {
+		if st, ok, err := readCandidatesStart(out); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		} else if ok && st.Seed != seed {
+			return fmt.Errorf("--seed %d: the run in %s was started with --seed %d", seed, out, st.Seed)
+		}
+	} else {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		js, _ := json.Marshal(candidatesStart{Candidates: n, Seed: seed})
+		if err := writeFileAtomic(filepath.Join(out, candidatesFile), append(js, '\n')); err != nil {
+			return err
+		}
 	}
 	// A candidate not yet started under --resume takes the config a started one wrote.
 	startedConfig := ""
@@ -70,6 +153,11 @@ func trainCandidates(args []string, out string, seed uint64, n int, resume bool,
 		}
 		fmt.Fprintf(stdout, "candidate %d of %d: %s, seed %d\n", c+1, n, dir, seed*uint64(n)+uint64(c))
 		if err := cmdTrain(call, stdout, stderr); err != nil {
+			if c == 0 && !resume && !fileExists(filepath.Join(dir, configFile)) {
+				// Nothing started (a device that cannot be opened, say): no record either,
+				// so that the same command can simply be run again.
+				os.Remove(filepath.Join(out, candidatesFile))
+			}
 			if errors.Is(err, errUsage) {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -221,7 +222,8 @@ func TestCLITrainCandidates(t *testing.T) {
 	if !strings.Contains(out, "stopped in candidate 1 of 2") || fileExists(candidateDir(e, 1)) || fileExists(filepath.Join(e, weightsFile)) {
 		t.Fatalf("--stop-after 3 did not stop inside the first candidate:\n%s", out)
 	}
-	mustRun(t, append(slices.Clone(base), "--out", e, "--resume")...)
+	// Resumed without --candidates: the run's candidates.json says 2.
+	mustRun(t, append(slices.Clone(base[:len(base)-2]), "--out", e, "--resume")...)
 	for c := range 2 {
 		md, _ := os.ReadFile(filepath.Join(candidateDir(d, c), metricsFile))
 		me, _ := os.ReadFile(filepath.Join(candidateDir(e, c), metricsFile))
@@ -245,11 +247,78 @@ func TestCLITrainCandidates(t *testing.T) {
 	}{
 		{append(slices.Clone(base), "--out", d), "already holds candidates"},
 		{append(slices.Clone(base), "--out", filepath.Join(dir, "none"), "--resume"), "holds no started candidate"},
-		{append(slices.Clone(base), "--out", filepath.Join(dir, "z"), "--candidates", "0"), "--candidates = 0"},
+		{append(slices.Clone(base), "--out", filepath.Join(dir, "z"), "--candidates", "-1"), "--candidates = -1"},
+		{append(slices.Clone(base), "--out", e, "--resume", "--candidates", "3"), "started with --candidates 2"},
+		{append(slices.Clone(base), "--out", e, "--resume", "--seed", "4"), "started with --seed 1"},
+		{append(slices.Clone(base), "--out", filepath.Join(dir, "v"), "--batch", "-3"), "train.batch"},
 	} {
 		code, _, errs := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %q", c.args, code, errs, c.want)
+		}
+	}
+	if fileExists(filepath.Join(dir, "v")) {
+		t.Errorf("a bad config left a folder behind")
+	}
+}
+
+// TestResolveCandidates: --candidates 0 is the recipe's best of three with
+// --config sym and one run otherwise; under --resume it is what the run
+// was started with (candidates.json), and a malformed record is an error
+// that names the file.
+func TestResolveCandidates(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		flag int
+		cfg  string
+		want int
+	}{{0, "sym", model.SymCandidates}, {0, "tiny", 1}, {0, "default", 1}, {0, "x.json", 1}, {1, "sym", 1}, {5, "tiny", 5}} {
+		if got, err := resolveCandidates(c.flag, c.cfg, dir, false); err != nil || got != c.want {
+			t.Errorf("resolveCandidates(%d, %s) = %d, %v; want %d", c.flag, c.cfg, got, err, c.want)
+		}
+	}
+	if model.SymCandidates != 3 {
+		t.Errorf("SymCandidates = %d, want 3 (docs/DESIGN.md, \"Best of three\")", model.SymCandidates)
+	}
+	// --resume of a single run (no candidates.json): one run whatever the preset.
+	if got, err := resolveCandidates(0, "sym", dir, true); err != nil || got != 1 {
+		t.Errorf("resume of a single run: %d, %v; want 1", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, candidatesFile), []byte(`{"candidates": 4, "seed": 2}`), 0o644)
+	if got, err := resolveCandidates(0, "tiny", dir, true); err != nil || got != 4 {
+		t.Errorf("resume with candidates.json: %d, %v; want 4", got, err)
+	}
+	for _, bad := range []string{`{"candidates": 1}`, `{"candidates": "x"}`, `{`} {
+		os.WriteFile(filepath.Join(dir, candidatesFile), []byte(bad), 0o644)
+		if _, err := resolveCandidates(0, "sym", dir, true); err == nil || !strings.Contains(err.Error(), candidatesFile) {
+			t.Errorf("candidates.json %s: error %v, want one naming the file", bad, err)
+		}
+	}
+	os.Remove(filepath.Join(dir, candidatesFile))
+	os.MkdirAll(candidateDir(dir, 0), 0o755)
+	if _, err := resolveCandidates(0, "sym", dir, true); err == nil || !strings.Contains(err.Error(), "pass the --candidates") {
+		t.Errorf("candidates without a record: error %v", err)
+	}
+}
+
+// TestCLITrainSymRecipe: native train's default config is the recipe for
+// the split: the sym preset, with the contrast loss for comp-i only.
+func TestCLITrainSymRecipe(t *testing.T) {
+	for _, c := range []struct {
+		split    string
+		contrast float64
+	}{{"comp-i", model.SymCompIContrast}, {"shift-p", 0}} {
+		d := filepath.Join(t.TempDir(), "r")
+		mustRun(t, "train", "--split", c.split, "--steps", "1", "--batch", "2", "--candidates", "1", "--quiet", "--out", d)
+		got, err := loadConfig(filepath.Join(d, configFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := model.SymRecipe()
+		want.Train.Contrast = c.contrast
+		want.Train.Batch = 2
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: config %+v\nwant %+v", c.split, got, want)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func TestApplySets(t *testing.T) {
 func TestTrainSetFlag(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb strings.Builder
-	args := []string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--quiet", "--set", "exec=film", "--set", "train.warmup=3"}
+	args := []string{"train", "--split", "comp-i", "--config", "tiny", "--steps", "2", "--out", dir, "--quiet", "--set", "exec=film", "--set", "train.warmup=3"}
 	if code := run(args, &out, &errb); code != 0 {
 		t.Fatalf("train --set: exit %d (%s)", code, errb.String())
 	}
@@ -63,7 +63,7 @@ func TestTrainSetFlag(t *testing.T) {
 		t.Fatalf("config.json does not carry the overrides: exec %q warmup %d", cfg.Exec, cfg.Train.Warmup)
 	}
 	errb.Reset()
-	code := run([]string{"train", "--split", "comp-i", "--steps", "2", "--out", dir, "--resume", "--set", "K=8"}, &out, &errb)
+	code := run([]string{"train", "--split", "comp-i", "--config", "tiny", "--steps", "2", "--out", dir, "--resume", "--set", "K=8"}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "--set with --resume") {
 		t.Fatalf("--set with --resume: exit %d, %q", code, errb.String())
 	}
@@ -73,7 +73,7 @@ func TestTrainSetFlag(t *testing.T) {
 // point is logged with its split event (made or skipped, with the reason).
 func TestTrainSplitMetrics(t *testing.T) {
 	dir := t.TempDir()
-	mustRun(t, "train", "--split", "comp-i", "--steps", "5", "--batch", "4", "--log-every", "100", "--out", dir, "--quiet",
+	mustRun(t, "train", "--split", "comp-i", "--config", "tiny", "--steps", "5", "--batch", "4", "--log-every", "100", "--out", dir, "--quiet",
 		"--set", "train.split_every=2", "--set", "train.split_start=1", "--set", "train.split_end=1")
 	data, err := os.ReadFile(filepath.Join(dir, metricsFile))
 	if err != nil {
@@ -95,7 +95,7 @@ func TestTrainSplitMetrics(t *testing.T) {
 		t.Errorf("split records at steps %v, want [3 5] (splits before steps 2 and 4, 0-based)", steps)
 	}
 	bad := filepath.Join(dir, "bad")
-	if code, _, errs := runCLI(t, "train", "--split", "comp-i", "--steps", "2", "--out", bad, "--set", "train.split_end=2"); code != 2 || !strings.Contains(errs, "train.split_end") {
+	if code, _, errs := runCLI(t, "train", "--split", "comp-i", "--config", "tiny", "--steps", "2", "--out", bad, "--set", "train.split_end=2"); code != 2 || !strings.Contains(errs, "train.split_end") {
 		t.Errorf("split_end 2: exit %d, %q", code, errs)
 	}
 }

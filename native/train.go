@@ -33,7 +33,7 @@ const (
 func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", stderr)
 	split := fs.String("split", "", "task split: shift-l, shift-p or comp-i (required)")
-	cfgName := fs.String("config", "tiny", "config preset (tiny, default, sym) or a JSON config file")
+	cfgName := fs.String("config", "sym", "config preset (sym: the recipe, with the contrast loss for comp-i; default: SPEC's MLP model; tiny: CPU smoke runs) or a JSON config file")
 	steps := fs.Int("steps", 0, "total training steps (required; the temperature schedule spans them)")
 	seed := fs.Uint64("seed", 0, "run seed (data stream and noise)")
 	out := fs.String("out", "", "run directory (required)")
@@ -49,7 +49,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	stopAfter := fs.Int("stop-after", 0, "stop with a checkpoint after this many steps of this invocation (continue with --resume)")
 	diag := fs.Bool("diag", true, "inductor diagnostics (sym_total, n_prog, mi, hard_acc, gn_* …) in the metrics of log steps")
 	tf32 := fs.Bool("tf32", false, "TF32 tensor-core matrix products (cuda only; changes training numerics; default float32)")
-	candidates := fs.Int("candidates", 1, "best of N: train N runs (--out/candidate-c, seed seed·N + c, one after another) and keep the one with the lowest training NLL over its last 500 steps as --out's weights (native select; docs/DESIGN.md \"Best of three\")")
+	candidates := fs.Int("candidates", 0, "best of N: train N runs (--out/candidate-c, seed seed·N + c, one after another) and keep the one with the lowest training NLL over its last 500 steps as --out's weights (native select; docs/DESIGN.md \"Best of three\"); 0: the recipe's 3 with --config sym, else 1 (with --resume: what the run in --out was started with)")
 	var sets setFlags
 	fs.Var(&sets, "set", "override one config field, key=value with the config's JSON names (repeatable): --set train.head_lr_mult=0.2 --set exec=film")
 	if err := parse(fs, args); err != nil {
@@ -65,11 +65,52 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--split: %w", err)
 	}
-	if *candidates < 1 || *candidates > 100 {
-		return fmt.Errorf("--candidates = %d, want 1 to 100", *candidates)
+	// trainConfig is a new run's config: the preset (sym: the split's
+	// recipe) or file, then --set, then the flags that override fields.
+	trainConfig := func() (model.Config, error) {
+		cfg, err := loadConfig(*cfgName)
+		if err != nil {
+			return cfg, err
+		}
+		if *cfgName == "sym" {
+			cfg = model.SymRecipeFor(sp)
+		}
+		if cfg, err = applySets(cfg, sets); err != nil {
+			return cfg, err
+		}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "batch":
+				cfg.Train.Batch = *batch
+			case "lr":
+				cfg.Train.LR = *lr
+			case "lambda":
+				cfg.Train.Lambda = *lambda
+			case "log-every":
+				cfg.Train.LogEvery = *logEvery
+			case "save-every":
+				cfg.Train.SaveEvery = *saveEvery
+			}
+		})
+		if err := cfg.Validate(); err != nil {
+			return cfg, fmt.Errorf("--config %s: %w", *cfgName, err)
+		}
+		return cfg, nil
 	}
-	if *candidates > 1 {
-		return trainCandidates(args, *out, *seed, *candidates, *resume, stdout, stderr)
+	n, err := resolveCandidates(*candidates, *cfgName, *out, *resume)
+	if err != nil {
+		return err
+	}
+	if n > 1 {
+		if err := checkDevice(*device); err != nil {
+			return err
+		}
+		if !*resume { // a bad config fails here, before any folder is made
+			if _, err := trainConfig(); err != nil {
+				return err
+			}
+		}
+		return trainCandidates(args, *out, *seed, n, *resume, stdout, stderr)
 	}
 	b, err := newBackend(*device, *workers)
 	if err != nil {
@@ -112,27 +153,10 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		if _, err := os.Stat(ckPath); err == nil {
 			return fmt.Errorf("--out %s already holds a run; pass --resume to continue it or choose another directory", *out)
 		}
-		cfg, err := loadConfig(*cfgName)
+		cfg, err := trainConfig()
 		if err != nil {
 			return err
 		}
-		if cfg, err = applySets(cfg, sets); err != nil {
-			return err
-		}
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "batch":
-				cfg.Train.Batch = *batch
-			case "lr":
-				cfg.Train.LR = *lr
-			case "lambda":
-				cfg.Train.Lambda = *lambda
-			case "log-every":
-				cfg.Train.LogEvery = *logEvery
-			case "save-every":
-				cfg.Train.SaveEvery = *saveEvery
-			}
-		})
 		m, err := model.NewModel(b, cfg)
 		if err != nil {
 			return fmt.Errorf("--config %s: %w", *cfgName, err)

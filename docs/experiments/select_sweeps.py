@@ -12,6 +12,7 @@ meets the target.
     python3 docs/experiments/select_sweeps.py 16 17 18 19 20 21 22 23
     python3 docs/experiments/select_sweeps.py --groups 21 --n 3 21
     python3 docs/experiments/select_sweeps.py --groups 21,24 21 24
+    python3 docs/experiments/select_sweeps.py --groups 21,24 --table 21 24   (the groups as a Markdown table)
 """
 import argparse
 import json
@@ -19,6 +20,9 @@ import lzma
 import re
 
 SPLITS = ("comp-i", "shift-p", "shift-l")
+
+
+cols = {}  # run name -> its six accuracies as printed in the summary (filled by load)
 
 
 def load(sweep, window):
@@ -35,6 +39,7 @@ def load(sweep, window):
         i = idx[0]
         try:
             acc[p[0]] = (p[i], float(p[i - 4]), float(p[i - 1]))  # IDgrd, OODgrd precede the split
+            cols[p[0]] = p[i - 6:i]  # ID inductor / prior / gradient, OOD inductor / prior / gradient
         except ValueError:
             pass
     runs, name, every, seed = {}, None, 50, {}
@@ -78,6 +83,7 @@ def main():
     ap.add_argument("--window", type=int, default=500)
     ap.add_argument("--groups", help="form best-of-N groups from these sweeps' seeds (comma-separated)")
     ap.add_argument("--n", type=int, default=3)
+    ap.add_argument("--table", action="store_true", help="print the groups as a Markdown table, every candidate a row")
     args = ap.parse_args()
     allruns = {}
     for s in args.sweeps:
@@ -94,6 +100,7 @@ def main():
         gs = {int(x) for x in args.groups.split(",")}
         g = {n: r for (s, n), r in allruns.items() if s in gs}
         print(f"best of {args.n} in sweeps {args.groups} (groups of seeds N r .. N r + N - 1):")
+        table = []
         for sp in SPLITS:
             bys = {}
             for n, r in g.items():
@@ -109,6 +116,16 @@ def main():
                 cands = ", ".join(f"s{x[1]} {x[2]:.3g} (ID {x[3]:.3f}, OOD {x[4]:.3f})" for _, x in grp)
                 ok = "meets" if meets(r[0], r[3], r[4]) else "FAILS"
                 print(f"  {sp} seeds {base}-{base + args.n - 1}: keeps {n} -> ID {r[3]:.3f} OOD {r[4]:.3f}: {ok}   [{cands}]")
+                for gn, x in grp:
+                    c = cols[gn]
+                    table.append(f"| {sp} | {base // args.n} | {x[1]} | {gn} | {x[2]:.3g} | {' / '.join(c[:3])} | "
+                                 f"{' / '.join(c[3:])} | {'yes' if meets(x[0], x[3], x[4]) else 'no'} | "
+                                 f"{'**kept**' + (', meets' if ok == 'meets' else ', FAILS') if gn == n else ''} |")
+        if args.table:
+            print("| split | recipe seed | Go seed | run | score (NLL) | ID inductor / prior / gradient | "
+                  "OOD inductor / prior / gradient | met | best of three |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            print("\n".join(table))
 
 
 if __name__ == "__main__":
