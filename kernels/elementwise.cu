@@ -111,10 +111,13 @@ extern "C" __global__ void add_rows(float *out, const float *inp, const float *r
 }
 
 // The two GELU arithmetics: gelu64 is the CPU's (float64 erf and exp, as
-// PyTorch's nn.GELU()), gelu32 is float32 with CUDA's erff and expf, for
-// Backend.SetFastGELU (a few float32 ulps from gelu64, far less work per
-// element). f is GELU(x) = x·Φ(x); df is d·GELU'(x) = d·(Φ(x) + x·φ(x)).
+// PyTorch's nn.GELU()), gelu32 is float32 with CUDA's erff and the fast
+// __expf, for Backend.SetFastGELU (a few float32 ulps from gelu64, far less
+// work per element). f is GELU(x) = x·Φ(x); df is d·GELU'(x) = d·(Φ(x) +
+// x·φ(x)); sum is the type in which bias_gelu_backward_groups sums a
+// column's d down its group (float64 as the CPU; float32 with gelu32).
 struct gelu64 {
+	typedef double sum;
 	__device__ static float f(float v) {
 		const double sqrt2 = 1.4142135623730951; // math.Sqrt2
 		double x = (double)v;
@@ -131,6 +134,7 @@ struct gelu64 {
 };
 
 struct gelu32 {
+	typedef float sum;
 	__device__ static float f(float x) {
 		const float rsqrt2 = 0.707106781186547524f; // 1/√2
 		return 0.5f * x * (1.0f + erff(x * rsqrt2));
@@ -139,7 +143,7 @@ struct gelu32 {
 		const float rsqrt2 = 0.707106781186547524f;   // 1/√2
 		const float rsqrt2pi = 0.398942280401432678f; // 1/√(2π)
 		float cdf = 0.5f * (1.0f + erff(x * rsqrt2));
-		float pdf = expf(-0.5f * x * x) * rsqrt2pi;
+		float pdf = __expf(-0.5f * x * x) * rsqrt2pi; // ex2.approx: 2 ulp + 1.16·|arg| ulp, arg ≤ 0
 		return d * (cdf + x * pdf);
 	}
 };
@@ -232,12 +236,19 @@ __device__ __forceinline__ float4 dgelu4(float4 x, float4 b, float4 d) {
 
 __device__ __forceinline__ float4 add4(float4 a, float4 b) { return f4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 
+// group_of is n / m for 0 ≤ n < rows, m ≥ 1, in 32-bit arithmetic when
+// rows fits (a 64-bit division is a long software routine, once per row of
+// every thread: a fifth of bias_gelu_backward's instructions).
+__device__ __forceinline__ long long group_of(long long n, long long m, long long rows) {
+	return rows <= 0xffffffffLL ? (long long)((unsigned)n / (unsigned)m) : n / m;
+}
+
 // bias_gelu_of: out[n,:] = G(inp[n,:] + bias[n/m,:]).
 template <typename G>
 __device__ __forceinline__ void bias_gelu_of(float *out, const float *inp, const float *bias, long long R, long long m,
                                              long long C, long long vec) {
 	ROWS2D(n, R * m) {
-		const float *x = inp + n * C, *b = bias + (n / m) * C;
+		const float *x = inp + n * C, *b = bias + group_of(n, m, R * m) * C;
 		float *o = out + n * C;
 		if (vec) {
 			COLS2D(c, C / 4) { st4(o, c, gelu4<G>(ld4(x, c), ld4(b, c))); }
@@ -253,7 +264,7 @@ template <typename G>
 __device__ __forceinline__ void bias_gelu_backward_of(float *dinp, const float *dout, const float *inp, const float *bias,
                                                       long long R, long long m, long long C, long long acc, long long vec) {
 	ROWS2D(n, R * m) {
-		const float *x = inp + n * C, *b = bias + (n / m) * C, *g = dout + n * C;
+		const float *x = inp + n * C, *b = bias + group_of(n, m, R * m) * C, *g = dout + n * C;
 		float *d = dinp + n * C;
 		if (vec) {
 			COLS2D(c, C / 4) {
@@ -272,7 +283,7 @@ __device__ __forceinline__ void bias_gelu_backward_of(float *dinp, const float *
 // bias_gelu_backward_groups_of: the bias gradient too, for few rows per
 // group: the 2-D rows are the R groups, each thread runs its columns down the
 // group's m rows: d = G'(inp + bias[r,c])·dout; dinp += d (acc 0: dinp = d;
-// null: skipped); dbias[r,c] += Σ_j d in float64, in row order (as the CPU).
+// null: skipped); dbias[r,c] += Σ_j d summed in G::sum (float64 as the CPU, float32 with gelu32), in row order.
 template <typename G>
 __device__ __forceinline__ void bias_gelu_backward_groups_of(float *dinp, float *dbias, const float *dout, const float *inp,
                                                              const float *bias, long long R, long long m, long long C,
@@ -283,28 +294,28 @@ __device__ __forceinline__ void bias_gelu_backward_groups_of(float *dinp, float 
 		if (vec) {
 			COLS2D(c, C / 4) {
 				float4 bv = ld4(b, c);
-				double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+				typename G::sum s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 				for (long long j = 0; j < m; j++) {
 					long long row = (r * m + j) * C;
 					float4 v = dgelu4<G>(ld4(inp + row, c), bv, ld4(dout + row, c));
 					if (dinp) {
 						st4(dinp + row, c, acc ? add4(ld4(dinp + row, c), v) : v);
 					}
-					s0 += (double)v.x, s1 += (double)v.y, s2 += (double)v.z, s3 += (double)v.w;
+					s0 += (typename G::sum)v.x, s1 += (typename G::sum)v.y, s2 += (typename G::sum)v.z, s3 += (typename G::sum)v.w;
 				}
 				float4 o = ld4(db, c);
 				st4(db, c, f4(o.x + (float)s0, o.y + (float)s1, o.z + (float)s2, o.w + (float)s3));
 			}
 		} else {
 			COLS2D(c, C) {
-				double s = 0;
+				typename G::sum s = 0;
 				for (long long j = 0; j < m; j++) {
 					long long k = (r * m + j) * C + c;
 					float v = G::df(inp[k] + b[c], dout[k]);
 					if (dinp) {
 						dinp[k] = acc ? dinp[k] + v : v;
 					}
-					s += (double)v;
+					s += (typename G::sum)v;
 				}
 				db[c] += (float)s;
 			}

@@ -327,9 +327,21 @@ extern "C" __global__ void softmax_backward(float *dlogits, const float *dout, c
 #define BATCH_EACH(u, e, e0, cnt) \
 	_Pragma("unroll") for (int u = 0, e = (e0); u < SMALL_BATCH; u++, e += SMALL_ROWS) if (e < (cnt))
 
-// small_at is the shared-memory slot of element e of a chunk (row e / K,
-// column e % K, rows padded to kp).
-__device__ __forceinline__ int small_at(int e, int k32, int kp) { return (e / k32) * kp + e % k32; }
+// small_div is e / k for the small kernels' element indices (0 ≤ e <
+// SMALL_ROWS·SMALL_K = 4096, 1 ≤ k ≤ SMALL_K) from kinv = 1/k in float:
+// (e + ½)/k is at least ½/k from an integer and float's relative error here
+// is under 2⁻²², which moves it by less than 2⁻¹⁰/k, so truncation gives the
+// exact quotient. A 32-bit integer division by a variable is ~20
+// instructions, and the small kernels did three or four per element, most
+// of their arithmetic. Element e of a chunk is row r = e / K, column e − r·K,
+// at shared-memory slot r·kp + e − r·K (rows padded to kp).
+__device__ __forceinline__ int small_div(int e, float kinv) { return __float2int_rz(((float)e + 0.5f) * kinv); }
+
+// row_div is a / b for the small kernels' per-row gate and bias indices, in
+// 32-bit arithmetic where a fits (a 64-bit division is a long software routine).
+__device__ __forceinline__ long long row_div(long long a, long long b) {
+	return a <= 0xffffffffLL && b <= 0xffffffffLL ? (long long)((unsigned)a / (unsigned)b) : a / b;
+}
 
 #define CHUNK_LOOP(r0, rows, cr) \
 	for (long long r0 = (long long)blockIdx.x * (cr); r0 < (rows); r0 += (long long)gridDim.x * (cr))
@@ -355,6 +367,8 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 	}
 	float t = (float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
+	float kinv = 1.0f / (float)k32;
+	long long bk = bias ? Db / K : 1, dk = mix ? D / K : 1;
 	CHUNK_LOOP(r0, N, SMALL_ROWS) {
 		int rows = (int)(N - r0 < SMALL_ROWS ? N - r0 : SMALL_ROWS);
 		int cnt = rows * k32;
@@ -362,10 +376,10 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 		if ((int)threadIdx.x < rows) {
 			long long r = r0 + threadIdx.x;
 			if (bias) {
-				boff[threadIdx.x] = (int)((r % (Db / K)) * K);
+				boff[threadIdx.x] = (int)((r - row_div(r, bk) * bk) * K);
 			}
 			if (mix) {
-				sgate[threadIdx.x] = z[(r / (D / K)) * Kz + skip];
+				sgate[threadIdx.x] = z[row_div(r, dk) * Kz + skip];
 			}
 		}
 		__syncthreads();
@@ -378,15 +392,15 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 			}
 			BATCH_EACH(u, e, e0, cnt) {
 				float v = lv[u];
+				int r = small_div(e, kinv);
 				if (bias) {
-					int r = e / k32;
 					v += bias[boff[r] + e - r * k32];
 				}
 				if (noise || noff >= 0) {
 					v += nv[u];
 				}
 				v /= t;
-				sh[small_at(e, k32, kp)] = v;
+				sh[r * kp + e - r * k32] = v;
 			}
 		}
 		__syncthreads();
@@ -421,8 +435,8 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 				pv[u] = mix ? prev[base + e] : 0.f;
 			}
 			BATCH_EACH(u, e, e0, cnt) {
-				int r = e / k32;
-				float h = (float)((double)sh[small_at(e, k32, kp)] * sinv[r]);
+				int r = small_div(e, kinv);
+				float h = (float)((double)sh[r * kp + e - r * k32] * sinv[r]);
 				out[base + e] = h;
 				if (mix) {
 					float g = sgate[r];
@@ -487,6 +501,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 	bool al = acc & 2, ap = acc & 1, az = acc & 4;
 	bacc inv = 1 / (bacc)(float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
+	float kinv = 1.0f / (float)k32;
 	long long rpg = z ? D / K : 1;
 	bool zin = z && dz && rpg <= SMALL_ROWS;
 	int cr = zin ? (int)(SMALL_ROWS / rpg * rpg) : SMALL_ROWS;
@@ -495,7 +510,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 		int cnt = rows * k32;
 		long long base = r0 * K;
 		if (z && (int)threadIdx.x < rows) {
-			sgate[threadIdx.x] = z[((r0 + threadIdx.x) / rpg) * Kz + skip];
+			sgate[threadIdx.x] = z[row_div(r0 + threadIdx.x, rpg) * Kz + skip];
 		}
 		__syncthreads();
 		BATCH_LOOP(e0, cnt) {
@@ -506,11 +521,11 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 				pv[u] = z && dprev && ap ? dprev[base + e] : 0.f;
 			}
 			BATCH_EACH(u, e, e0, cnt) {
-				int j = small_at(e, k32, kp);
+				int r = small_div(e, kinv), j = r * kp + e - r * k32;
 				sp[j] = ov[u];
 				float v = dv[u];
 				if (z) {
-					float g = sgate[e / k32];
+					float g = sgate[r];
 					if (dprev) {
 						dprev[base + e] = ap ? pv[u] + g * v : g * v;
 					}
@@ -545,7 +560,7 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
 					lv[u] = al ? dlogits[base + e] : 0.f;
 				}
 				BATCH_EACH(u, e, e0, cnt) {
-					int r = e / k32, j = small_at(e, k32, kp);
+					int r = small_div(e, kinv), j = r * kp + e - r * k32;
 					float v = (float)((bacc)sp[j] * ((bacc)sg[j] - sdot[r]) * inv);
 					dlogits[base + e] = al ? lv[u] + v : v;
 				}

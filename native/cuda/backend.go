@@ -195,11 +195,12 @@ func (b *Backend) SetTF32(on bool) { b.useTF32 = on }
 // TF32 reports whether Gemm uses TF32 (see SetTF32).
 func (b *Backend) TF32() bool { return b.useTF32 }
 
-// SetFastGELU switches GELU and GELUBackward between float64 arithmetic (off,
-// the default: the CPU reference's operations, as every conformance test
-// runs) and float32 with CUDA's erff and expf (on: a few float32 ulps from
-// the default, much less work per element; TestFastGELU bounds the
-// difference). Work already queued is not affected.
+// SetFastGELU switches GELU, BiasGELU and their backwards between float64
+// arithmetic (off, the default: the CPU reference's operations, as every
+// conformance test runs) and float32 with CUDA's erff and __expf, and
+// BiasGELUBackward's bias gradient summed down a short group in float32
+// (on: a few float32 ulps from the default, much less work per element;
+// TestFastGELU bounds the difference). Work already queued is not affected.
 func (b *Backend) SetFastGELU(on bool) { b.fastGELU = on }
 
 // FastGELU reports whether GELU runs in float32 (see SetFastGELU).

@@ -206,6 +206,101 @@ func TestFastGELU(t *testing.T) {
 	}
 }
 
+// TestFastBiasGELU compares BiasGELU and BiasGELUBackward (both kernels:
+// with the bias gradient over short groups, and without it) against the
+// CPU's float64 reference, with SetFastGELU on and off, for a vectorised
+// width (512, the search's) and an odd one. Bounds as TestFastGELU's per
+// element; the bias gradient, a sum of m elements' d, within m·atol +
+// rtol·Σ_j |d_j| (float32 sums of m ≤ 32 terms add under m·2⁻²⁴ of Σ|d|).
+func TestFastBiasGELU(t *testing.T) {
+	b := newBackend(t)
+	defer b.Close()
+	cpu := model.NewCPU(0)
+	rng := rand.New(rand.NewPCG(7, 8))
+	var mems []*model.Memory
+	defer func() { // before b.Close
+		for _, mm := range mems {
+			b.Free(mm)
+		}
+	}()
+	alloc := func(n int) *model.Tensor {
+		mm := b.Alloc(n)
+		mems = append(mems, mm)
+		return model.NewView(mm, 0, n)
+	}
+	fill := func(n int, lo, hi float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(lo + (hi-lo)*rng.Float64())
+		}
+		return v
+	}
+	for _, shape := range []struct{ R, m, C int }{{256, 4, 512}, {37, 3, 13}} {
+		R, m, C := shape.R, shape.m, shape.C
+		n := R * m * C
+		x, bias, dout := fill(n, -8, 8), fill(R*C, -1, 1), fill(n, -1, 1)
+		wantOut, wantD, wantDB := make([]float32, n), make([]float32, n), make([]float32, R*C)
+		cpu.BiasGELU(cpuTensor(wantOut), cpuTensor(x), cpuTensor(bias), R, m, C)
+		cpu.BiasGELUBackward(cpuTensor(wantD), cpuTensor(wantDB), cpuTensor(dout), cpuTensor(x), cpuTensor(bias), R, m, C, false)
+		absSum := make([]float64, R*C) // Σ_j |d_j| per bias element
+		for r := range R {
+			for j := range m {
+				for c := range C {
+					absSum[r*C+c] += math.Abs(float64(wantD[(r*m+j)*C+c]))
+				}
+			}
+		}
+		tx, tb, tg := alloc(n), alloc(R*C), alloc(n)
+		to, td, tdb := alloc(n), alloc(n), alloc(R*C)
+		b.Upload(tx, x)
+		b.Upload(tb, bias)
+		b.Upload(tg, dout)
+		got, gotDB := make([]float32, n), make([]float32, R*C)
+		for _, mode := range []struct {
+			fast       bool
+			atol, rtol float64
+		}{{true, 1e-6, 1e-5}, {false, 1e-7, 1e-6}} {
+			b.SetFastGELU(mode.fast)
+			check := func(name string, got, want []float32, scale func(i int) (float64, float64)) {
+				worst, at := 0.0, 0
+				for i := range got {
+					a, r := scale(i)
+					d := math.Abs(float64(got[i]) - float64(want[i]))
+					if q := d / (a + r); q > worst || math.IsNaN(d) {
+						worst, at = q, i
+					}
+				}
+				if worst > 1 || math.IsNaN(worst) {
+					t.Errorf("%v %s fast %v: element %d: got %.9g, want %.9g (%.2f× the bound)", shape, name, mode.fast, at, got[at], want[at], worst)
+				} else {
+					t.Logf("%v %s fast %v: largest error %.2f× the bound", shape, name, mode.fast, worst)
+				}
+			}
+			elem := func(want []float32) func(int) (float64, float64) {
+				return func(i int) (float64, float64) { return mode.atol, mode.rtol * math.Abs(float64(want[i])) }
+			}
+			b.BiasGELU(to, tx, tb, R, m, C)
+			b.Download(got, to)
+			check("BiasGELU", got, wantOut, elem(wantOut))
+			b.Zero(tdb)
+			b.BiasGELUBackward(td, tdb, tg, tx, tb, R, m, C, false)
+			b.Download(got, td)
+			b.Download(gotDB, tdb)
+			check("BiasGELUBackward dinp", got, wantD, elem(wantD))
+			check("BiasGELUBackward dbias", gotDB, wantDB, func(i int) (float64, float64) {
+				return float64(m) * mode.atol, mode.rtol * absSum[i]
+			})
+			b.Zero(td)
+			b.BiasGELUBackward(td, nil, tg, tx, tb, R, m, C, false)
+			b.Download(got, td)
+			check("BiasGELUBackward dinp without dbias", got, wantD, elem(wantD))
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // cpuTensor views host data as a CPU tensor.
 func cpuTensor(v []float32) *model.Tensor {
 	return model.NewView(&model.Memory{Len: len(v), F32: v}, 0, len(v))
