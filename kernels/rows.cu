@@ -343,6 +343,26 @@ __device__ __forceinline__ long long row_div(long long a, long long b) {
 	return a <= 0xffffffffLL && b <= 0xffffffffLL ? (long long)((unsigned)a / (unsigned)b) : a / b;
 }
 
+// small_smem is the *_small kernels' shared memory, sized at launch for the
+// rows' actual K (native/cuda/launch.go's smallShared; static arrays for
+// SMALL_K = 32 held 36 KB per block in softmax_backward_small and capped the
+// card at six blocks, 37% occupancy, for K = 10). A kernel given less than
+// its layout needs traps (dyn_smem).
+extern __shared__ __align__(16) unsigned char small_smem[];
+
+__device__ __forceinline__ unsigned dyn_smem() {
+	unsigned r;
+	asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+	return r;
+}
+
+// small_need traps when the block's dynamic shared memory ends before end.
+__device__ __forceinline__ void small_need(const void *end) {
+	if ((unsigned)((const unsigned char *)end - small_smem) > dyn_smem()) {
+		__trap();
+	}
+}
+
 #define CHUNK_LOOP(r0, rows, cr) \
 	for (long long r0 = (long long)blockIdx.x * (cr); r0 < (rows); r0 += (long long)gridDim.x * (cr))
 
@@ -358,15 +378,17 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
                                                  float *mix, const float *prev, const float *z, long long D,
                                                  long long Kz, long long skip, unsigned long long nseed,
                                                  long long noff) {
-	__shared__ float sh[SMALL_ROWS * SMALL_PAD(SMALL_K)];
-	__shared__ double sinv[SMALL_ROWS];
-	__shared__ int boff[SMALL_ROWS];  // bias offset per row
-	__shared__ float sgate[SMALL_ROWS]; // gate per row (mix)
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
 	float t = (float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
+	// Layout (smallShared, forward): sinv, sh (SMALL_ROWS rows of kp), boff, sgate.
+	double *sinv = (double *)small_smem;
+	float *sh = (float *)(sinv + SMALL_ROWS);
+	int *boff = (int *)(sh + SMALL_ROWS * kp); // bias offset per row
+	float *sgate = (float *)(boff + SMALL_ROWS); // gate per row (mix)
+	small_need(sgate + SMALL_ROWS);
 	float kinv = 1.0f / (float)k32;
 	long long bk = bias ? Db / K : 1, dk = mix ? D / K : 1;
 	CHUNK_LOOP(r0, N, SMALL_ROWS) {
@@ -490,17 +512,20 @@ extern "C" __global__ void softmax_backward_small(float *dlogits, const float *d
                                                   long long N, long long K, long long acc, float *dprev, float *dz,
                                                   const float *prev, const float *z, long long D, long long Kz,
                                                   long long skip) {
-	__shared__ float sp[SMALL_ROWS * SMALL_PAD(SMALL_K)];
-	__shared__ float sg[SMALL_ROWS * SMALL_PAD(SMALL_K)];
-	__shared__ bacc sdot[SMALL_ROWS];
-	__shared__ bacc spart[SMALL_ROWS]; // per row Σ dout·(prev − out), for dz
-	__shared__ float sgate[SMALL_ROWS];
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
 	bool al = acc & 2, ap = acc & 1, az = acc & 4;
 	bacc inv = 1 / (bacc)(float)tau;
 	int k32 = (int)K, kp = SMALL_PAD(k32);
+	// Layout (smallShared, backward; bacc at most 8 bytes): sdot, spart, sp and sg
+	// (SMALL_ROWS rows of kp each), sgate.
+	bacc *sdot = (bacc *)small_smem;
+	bacc *spart = sdot + SMALL_ROWS; // per row Σ dout·(prev − out), for dz
+	float *sp = (float *)(spart + SMALL_ROWS);
+	float *sg = sp + SMALL_ROWS * kp;
+	float *sgate = sg + SMALL_ROWS * kp;
+	small_need(sgate + SMALL_ROWS);
 	float kinv = 1.0f / (float)k32;
 	long long rpg = z ? D / K : 1;
 	bool zin = z && dz && rpg <= SMALL_ROWS;

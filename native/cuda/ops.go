@@ -699,7 +699,7 @@ func (b *Backend) softmaxRows(out, logits uint64, noise [3]uint64, tau uint64, N
 		if b.fastSoftmax {
 			k = kSoftmaxSmallF32
 		}
-		b.rowsSmall(k, N, a[:]...)
+		b.rowsSmall(k, N, K, false, a[:]...)
 		return
 	}
 	b.warps(kSoftmax, N, a[:]...)
@@ -723,7 +723,7 @@ func (b *Backend) SoftmaxBackward(dlogits, dout, out *model.Tensor, tau float32,
 		flags = uint64(model.SkipMixAccHat)
 	}
 	if K <= smallK { // one thread per row (rows.cu), as Softmax
-		b.rowsSmall(kSoftmaxBackwardSmall, N, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), flags,
+		b.rowsSmall(kSoftmaxBackwardSmall, N, K, true, devPtr(dlogits), devPtr(dout), devPtr(out), f32arg(tau), i64(N), i64(K), flags,
 			0, 0, 0, 0, i64(K), 1, 0)
 		return
 	}
@@ -782,7 +782,7 @@ func (b *Backend) SoftmaxMixBackward(dlogits, dprev, dz, dout, prev, hat, z *mod
 		if zin {
 			dzIn = dz
 		}
-		b.rowsSmall(kSoftmaxBackwardSmall, rows, devPtr(dlogits), devPtr(dout), devPtr(hat), f32arg(tau), i64(rows), i64(K), flags,
+		b.rowsSmall(kSoftmaxBackwardSmall, rows, K, true, devPtr(dlogits), devPtr(dout), devPtr(hat), f32arg(tau), i64(rows), i64(K), flags,
 			devPtr(dprev), devPtr(dzIn), devPtr(prev), devPtr(z), i64(D), i64(Kz), i64(skip))
 	} else {
 		b.warps(kSoftmaxBackward, rows, devPtr(dlogits), devPtr(dout), devPtr(hat), f32arg(tau), i64(rows), i64(K), flags,
