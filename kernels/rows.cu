@@ -170,29 +170,22 @@ extern "C" __global__ void gumbel(float *dst, unsigned long long seed, long long
 
 // gumbel32 is gumbel_f32's value at index i: the draw of gumbel (u = GumbelUniform(seed, i) = (2k+1)/2^25, k the top 24 bits of a
 // SplitMix64 finaliser of seed and i) with −log(−log u) in float32 (CUDA's
-// logf and log1pf): a few float32 ulps from gumbel's float64 value
-// (TestFastGumbel). −log u is −logf(u) for u < 1/2 and −log1pf(−(1−u))
-// above, each from an exact float32 (2k+1 < 2^24 in the first case,
-// 2^25−2k−1 < 2^24 in the second), so it is never 0 and the result is always
-// finite (u = 1 − 2^−25 gives 17.33…).
+// fast __logf, and log1pf): a few 1e-7 from gumbel's float64 value
+// (TestFastGumbel bounds it by 4e-6·(1 + |exact|); __logf is within 2^−21.4
+// absolute on [½, 2] and 3 ulps elsewhere, and was +0.9% of search speed
+// against logf, twelfth session). −log u is −__logf(u) for u < 1/2 and
+// −log1pf(−(1−u)) above, each from an exact float32 (2k+1 < 2^24 in the first
+// case, 2^25−2k−1 < 2^24 in the second), so it is never 0 and the result is
+// always finite (u = 1 − 2^−25 gives 17.33…).
 __device__ __forceinline__ float gumbel32(unsigned long long seed, unsigned long long i) {
 	unsigned int k = gumbel_k(seed, i); // 0 … 2^24 − 1
 	float e;                                  // −log u > 0
-#ifdef GUMBEL_FAST_LOG // a speed experiment (native/ptx_variants.sh): __logf, ~1.7e-7 absolute error
 	if (k < (1u << 23)) {
 		e = -__logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
 	} else {
 		e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
 	}
 	return -__logf(e);
-#else
-	if (k < (1u << 23)) {
-		e = -logf((float)(2 * k + 1) * 2.98023223876953125e-8f); // 2^−25
-	} else {
-		e = -log1pf(-(float)((1u << 25) - 2 * k - 1) * 2.98023223876953125e-8f);
-	}
-	return -logf(e);
-#endif
 }
 
 // gumbel_f32: dst[i] = gumbel32(seed, i), the search's noise (SetFastGumbel).
@@ -369,7 +362,9 @@ __device__ __forceinline__ void small_need(const void *end) {
 // softmax_small_of: softmax for K ≤ SMALL_K, one thread per row (see
 // above); the same float32 and float64 operations as softmax, but the sum
 // runs over k in order, as on the CPU (FAST: exp and the sum in float32 with
-// CUDA's __expf, softmax_small_f32). bias and noise may be null; with mix,
+// CUDA's __expf, the division by tau a multiplication by 1/tau and the
+// normalisation a float32 product, softmax_small_f32; TestFastSoftmax bounds
+// it). bias and noise may be null; with mix,
 // also the state update mix = g·prev + (1−g)·out (SoftmaxMix). out may alias
 // logits (a block reads its whole chunk before it writes any of it).
 template <bool FAST>
@@ -381,7 +376,7 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 	if (K > SMALL_K) {
 		return; // the host never launches it so (native/cuda/ops.go)
 	}
-	float t = (float)tau;
+	float t = (float)tau, tinv = 1.0f / t; // FAST multiplies by tinv (one rounding more than v / t)
 	int k32 = (int)K, kp = SMALL_PAD(k32);
 	// Layout (smallShared, forward): sinv, sh (SMALL_ROWS rows of kp), boff, sgate.
 	double *sinv = (double *)small_smem;
@@ -421,7 +416,7 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 				if (noise || noff >= 0) {
 					v += nv[u];
 				}
-				v /= t;
+				v = FAST ? v * tinv : v / t;
 				sh[r * kp + e - r * k32] = v;
 			}
 		}
@@ -439,7 +434,7 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 					o[k] = e;
 					sum += e;
 				}
-				sinv[threadIdx.x] = 1 / (double)sum;
+				((float *)sinv)[threadIdx.x] = 1 / sum; // FAST reads sinv's storage as floats
 			} else {
 				double sum = 0;
 				for (int k = 0; k < k32; k++) {
@@ -458,7 +453,8 @@ __device__ __forceinline__ void softmax_small_of(float *out, const float *logits
 			}
 			BATCH_EACH(u, e, e0, cnt) {
 				int r = small_div(e, kinv);
-				float h = (float)((double)sh[r * kp + e - r * k32] * sinv[r]);
+				float h = FAST ? sh[r * kp + e - r * k32] * ((const float *)sinv)[r]
+				               : (float)((double)sh[r * kp + e - r * k32] * sinv[r]);
 				out[base + e] = h;
 				if (mix) {
 					float g = sgate[r];
