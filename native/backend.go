@@ -83,13 +83,10 @@ func newBackend(device string, workers int) (model.Backend, error) {
 	if err := checkDevice(device); err != nil {
 		return nil, err
 	}
-	switch device {
-	case "cpu":
-		return model.NewCPU(workers), nil
-	case "cuda":
+	if device == "cuda" {
 		return cudaBackend()
 	}
-	return nil, fmt.Errorf("--device %q: want cpu or cuda", device)
+	return model.NewCPU(workers), nil
 }
 
 // checkDevice reports a --device that this binary cannot open, without

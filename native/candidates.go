@@ -57,8 +57,9 @@ func readCandidatesStart(out string) (st candidatesStart, ok bool, err error) {
 
 // resolveCandidates turns --candidates (0: the default) into N: the
 // recipe's model.SymCandidates for the sym preset, 1 for other configs;
-// under --resume, what the run in out was started with.
-func resolveCandidates(flagN int, cfgName, out string, resume bool) (int, error) {
+// under --resume, what the run in out was started with (candidatesFile,
+// which must also name seed).
+func resolveCandidates(flagN int, cfgName, out string, seed uint64, resume bool) (int, error) {
 	if flagN < 0 || flagN > 100 {
 		return 0, fmt.Errorf("--candidates = %d, want 1 to 100 (or 0: %d with --config sym, else 1)", flagN, model.SymCandidates)
 	}
@@ -70,6 +71,8 @@ func resolveCandidates(flagN int, cfgName, out string, resume bool) (int, error)
 		switch {
 		case ok && flagN != 0 && flagN != st.Candidates:
 			return 0, fmt.Errorf("--candidates %d: the run in %s was started with --candidates %d", flagN, out, st.Candidates)
+		case ok && st.Seed != seed:
+			return 0, fmt.Errorf("--seed %d: the run in %s was started with --seed %d", seed, out, st.Seed)
 		case ok:
 			return st.Candidates, nil
 		case flagN != 0:
@@ -106,13 +109,7 @@ func trainCandidates(args []string, out string, seed uint64, n int, resume bool,
 	if !resume && fileExists(filepath.Join(out, checkpointFile)) {
 		return fmt.Errorf("--out %s already holds a run; pass --resume to continue it or choose another directory", out)
 	}
-	if resume {
-		if st, ok, err := readCandidatesStart(out); err != nil {
-			return fmt.Errorf("--resume: %w", err)
-		} else if ok && st.Seed != seed {
-			return fmt.Errorf("--seed %d: the run in %s was started with --seed %d", seed, out, st.Seed)
-		}
-	} else {
+	if !resume { // under --resume, resolveCandidates checked N and the seed against the record
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}

@@ -273,7 +273,7 @@ func TestResolveCandidates(t *testing.T) {
 		cfg  string
 		want int
 	}{{0, "sym", model.SymCandidates}, {0, "tiny", 1}, {0, "default", 1}, {0, "x.json", 1}, {1, "sym", 1}, {5, "tiny", 5}} {
-		if got, err := resolveCandidates(c.flag, c.cfg, dir, false); err != nil || got != c.want {
+		if got, err := resolveCandidates(c.flag, c.cfg, dir, 0, false); err != nil || got != c.want {
 			t.Errorf("resolveCandidates(%d, %s) = %d, %v; want %d", c.flag, c.cfg, got, err, c.want)
 		}
 	}
@@ -281,22 +281,22 @@ func TestResolveCandidates(t *testing.T) {
 		t.Errorf("SymCandidates = %d, want 3 (docs/DESIGN.md, \"Best of three\")", model.SymCandidates)
 	}
 	// --resume of a single run (no candidates.json): one run whatever the preset.
-	if got, err := resolveCandidates(0, "sym", dir, true); err != nil || got != 1 {
+	if got, err := resolveCandidates(0, "sym", dir, 0, true); err != nil || got != 1 {
 		t.Errorf("resume of a single run: %d, %v; want 1", got, err)
 	}
 	os.WriteFile(filepath.Join(dir, candidatesFile), []byte(`{"candidates": 4, "seed": 2}`), 0o644)
-	if got, err := resolveCandidates(0, "tiny", dir, true); err != nil || got != 4 {
+	if got, err := resolveCandidates(0, "tiny", dir, 2, true); err != nil || got != 4 {
 		t.Errorf("resume with candidates.json: %d, %v; want 4", got, err)
 	}
 	for _, bad := range []string{`{"candidates": 1}`, `{"candidates": "x"}`, `{`} {
 		os.WriteFile(filepath.Join(dir, candidatesFile), []byte(bad), 0o644)
-		if _, err := resolveCandidates(0, "sym", dir, true); err == nil || !strings.Contains(err.Error(), candidatesFile) {
+		if _, err := resolveCandidates(0, "sym", dir, 0, true); err == nil || !strings.Contains(err.Error(), candidatesFile) {
 			t.Errorf("candidates.json %s: error %v, want one naming the file", bad, err)
 		}
 	}
 	os.Remove(filepath.Join(dir, candidatesFile))
 	os.MkdirAll(candidateDir(dir, 0), 0o755)
-	if _, err := resolveCandidates(0, "sym", dir, true); err == nil || !strings.Contains(err.Error(), "pass the --candidates") {
+	if _, err := resolveCandidates(0, "sym", dir, 0, true); err == nil || !strings.Contains(err.Error(), "pass the --candidates") {
 		t.Errorf("candidates without a record: error %v", err)
 	}
 }

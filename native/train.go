@@ -68,12 +68,11 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	// trainConfig is a new run's config: the preset (sym: the split's
 	// recipe) or file, then --set, then the flags that override fields.
 	trainConfig := func() (model.Config, error) {
-		cfg, err := loadConfig(*cfgName)
-		if err != nil {
-			return cfg, err
-		}
-		if *cfgName == "sym" {
-			cfg = model.SymRecipeFor(sp)
+		cfg, err := model.SymRecipeFor(sp), error(nil)
+		if *cfgName != "sym" {
+			if cfg, err = loadConfig(*cfgName); err != nil {
+				return cfg, err
+			}
 		}
 		if cfg, err = applySets(cfg, sets); err != nil {
 			return cfg, err
@@ -97,7 +96,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 		}
 		return cfg, nil
 	}
-	n, err := resolveCandidates(*candidates, *cfgName, *out, *resume)
+	n, err := resolveCandidates(*candidates, *cfgName, *out, *seed, *resume)
 	if err != nil {
 		return err
 	}
